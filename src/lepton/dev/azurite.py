@@ -73,8 +73,11 @@ class Azurite:
         )
 
     def start(self) -> Azurite:
-        for name, port in (("blob", self.blob_port), ("queue", self.queue_port),
-                           ("table", self.table_port)):
+        for name, port in (
+            ("blob", self.blob_port),
+            ("queue", self.queue_port),
+            ("table", self.table_port),
+        ):
             if not port_is_free(port):
                 raise ConfigurationError(
                     f"Azurite {name} port {port} on 127.0.0.1 is already in use: stop what is "
@@ -89,10 +92,20 @@ class Azurite:
                     "--silent",
                     "--skipApiVersionCheck",  # the Python SDKs may be newer than this Azurite
                     "--disableProductStyleUrl",
-                    "--location", str(self.data_dir),
-                    "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
-                    "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
-                    "--tableHost", "127.0.0.1", "--tablePort", str(self.table_port),
+                    "--location",
+                    str(self.data_dir),
+                    "--blobHost",
+                    "127.0.0.1",
+                    "--blobPort",
+                    str(self.blob_port),
+                    "--queueHost",
+                    "127.0.0.1",
+                    "--queuePort",
+                    str(self.queue_port),
+                    "--tableHost",
+                    "127.0.0.1",
+                    "--tablePort",
+                    str(self.table_port),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

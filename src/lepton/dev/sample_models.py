@@ -70,16 +70,23 @@ def _classifier_graph(
         # same, the compute is not (ONNX Runtime does not fold x*0 for floats because of NaN).
         rng = np.random.default_rng(1)
         width = 512
-        inits.append(numpy_helper.from_array(
-            rng.standard_normal((n_features, width)).astype(np.float32) * 0.01, "R0"))
-        inits.append(numpy_helper.from_array(
-            rng.standard_normal((width, width)).astype(np.float32) * 0.01, "RW"))
+        inits.append(
+            numpy_helper.from_array(
+                rng.standard_normal((n_features, width)).astype(np.float32) * 0.01, "R0"
+            )
+        )
+        inits.append(
+            numpy_helper.from_array(
+                rng.standard_normal((width, width)).astype(np.float32) * 0.01, "RW"
+            )
+        )
         inits.append(numpy_helper.from_array(np.zeros((1,), np.float32), "ZERO"))
         nodes.append(helper.make_node("MatMul", ["input", "R0"], ["slow0"]))
         for i in range(slow_rounds):
             nodes.append(helper.make_node("MatMul", [f"slow{i}", "RW"], [f"slow{i + 1}"]))
-        nodes.append(helper.make_node("ReduceSum", [f"slow{slow_rounds}"], ["slow_sum"],
-                                      keepdims=1))
+        nodes.append(
+            helper.make_node("ReduceSum", [f"slow{slow_rounds}"], ["slow_sum"], keepdims=1)
+        )
         nodes.append(helper.make_node("Mul", ["slow_sum", "ZERO"], ["slow_zero"]))
         nodes.append(helper.make_node("Add", [logits, "slow_zero"], ["logits1"]))
         logits = "logits1"
@@ -115,34 +122,39 @@ def _classifier_graph(
     return model
 
 
+def _to_bytes(model: onnx.ModelProto) -> bytes:
+    # onnx ships no stubs for protobuf's SerializeToString, so mypy sees Any.
+    return bytes(model.SerializeToString())
+
+
 def linear_digits(train: Dataset) -> bytes:
     """A deliberately under-fitted linear classifier (strong regularisation)."""
     w, b = _fit_logistic(train, c=0.002, max_iter=200)
-    return _classifier_graph(w, b, name="linear").SerializeToString()
+    return _to_bytes(_classifier_graph(w, b, name="linear"))
 
 
 def better_digits(train: Dataset) -> bytes:
     """A better-fitted linear classifier with the same signature."""
     w, b = _fit_logistic(train, c=1.0, max_iter=2000)
-    return _classifier_graph(w, b, name="better").SerializeToString()
+    return _to_bytes(_classifier_graph(w, b, name="better"))
 
 
 def broken_signature_digits(train: Dataset) -> bytes:
     """Takes 32 features instead of 64: incompatible with the production signature."""
     w, b = _fit_logistic(Dataset(train.x[:, :32], train.y), c=1.0, max_iter=500)
-    return _classifier_graph(w, b, n_features=32, name="broken").SerializeToString()
+    return _to_bytes(_classifier_graph(w, b, n_features=32, name="broken"))
 
 
 def nan_on_unseen_digits(train: Dataset) -> bytes:
     """Accurate on the dataset, NaN when any pixel exceeds the training range."""
     w, b = _fit_logistic(train, c=1.0, max_iter=2000)
-    return _classifier_graph(w, b, nan_above=FEATURE_MAX, name="nan_unseen").SerializeToString()
+    return _to_bytes(_classifier_graph(w, b, nan_above=FEATURE_MAX, name="nan_unseen"))
 
 
 def slow_digits(train: Dataset, rounds: int = 24) -> bytes:
-    """As accurate as :func:`better_digits`, with ``rounds`` extra 512×512 matmuls per row."""
+    """As accurate as :func:`better_digits`, with ``rounds`` extra 512x512 matmuls per row."""
     w, b = _fit_logistic(train, c=1.0, max_iter=2000)
-    return _classifier_graph(w, b, slow_rounds=rounds, name="slow").SerializeToString()
+    return _to_bytes(_classifier_graph(w, b, slow_rounds=rounds, name="slow"))
 
 
 def always_nan(n_features: int = 4) -> bytes:
@@ -157,7 +169,7 @@ def always_nan(n_features: int = 4) -> bytes:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
-    return model.SerializeToString()
+    return _to_bytes(model)
 
 
 def scaled_identity(factor: float, n_features: int = 4) -> bytes:
@@ -172,7 +184,7 @@ def scaled_identity(factor: float, n_features: int = 4) -> bytes:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
-    return model.SerializeToString()
+    return _to_bytes(model)
 
 
 def mlp(width: int = 1024, depth: int = 3, n_features: int = 256, seed: int = 0) -> bytes:
@@ -183,18 +195,23 @@ def mlp(width: int = 1024, depth: int = 3, n_features: int = 256, seed: int = 0)
     prev, prev_width = "input", n_features
     for i in range(depth):
         w = (rng.standard_normal((prev_width, width)) / np.sqrt(prev_width)).astype(np.float32)
-        inits += [numpy_helper.from_array(w, f"W{i}"),
-                  numpy_helper.from_array(np.zeros(width, np.float32), f"B{i}")]
-        nodes += [helper.make_node("Gemm", [prev, f"W{i}", f"B{i}"], [f"h{i}"]),
-                  helper.make_node("Relu", [f"h{i}"], [f"a{i}"])]
+        inits += [
+            numpy_helper.from_array(w, f"W{i}"),
+            numpy_helper.from_array(np.zeros(width, np.float32), f"B{i}"),
+        ]
+        nodes += [
+            helper.make_node("Gemm", [prev, f"W{i}", f"B{i}"], [f"h{i}"]),
+            helper.make_node("Relu", [f"h{i}"], [f"a{i}"]),
+        ]
         prev, prev_width = f"a{i}", width
     nodes.append(helper.make_node("Identity", [prev], ["output"]))
     graph = helper.make_graph(
-        nodes, f"mlp_{width}x{depth}",
+        nodes,
+        f"mlp_{width}x{depth}",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", n_features])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", width])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
-    return model.SerializeToString()
+    return _to_bytes(model)

@@ -71,7 +71,10 @@ def allowed_next(stage: Stage) -> frozenset[Stage]:
 
 
 def check_transition(current: Stage, target: Stage) -> Stage:
-    """Return ``target`` if ``current → target`` is allowed, else raise :class:`IllegalTransition`."""
+    """Return ``target`` if ``current → target`` is allowed.
+
+    Raises :class:`IllegalTransition` otherwise: a transition is never silently overwritten.
+    """
     if target not in TRANSITIONS[current]:
         allowed = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or "none (terminal)"
         raise IllegalTransition(

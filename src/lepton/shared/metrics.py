@@ -21,8 +21,29 @@ from lepton.shared.storage import METRICS_TABLE
 
 # Upper bounds (ms) of the latency buckets; the last bucket is everything above the last bound.
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
-    0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750,
-    1000, 2000, 5000, math.inf,
+    0.25,
+    0.5,
+    1,
+    2,
+    3,
+    5,
+    7.5,
+    10,
+    15,
+    20,
+    30,
+    50,
+    75,
+    100,
+    150,
+    200,
+    300,
+    500,
+    750,
+    1000,
+    2000,
+    5000,
+    math.inf,
 )
 # Bins of the top-1 score (classification) or of the first output (regression, clipped to
 # [0, 1] after the worker's scaling) used for the population stability index.
@@ -53,15 +74,13 @@ class WindowRollup:
     errors: int = 0  # failed requests, non-finite outputs included
     nonfinite: int = 0
     rows: int = 0  # predictions made (a request may carry several rows)
-    latency_buckets: tuple[int, ...] = field(
-        default_factory=lambda: (0,) * len(LATENCY_BUCKETS_MS)
-    )
+    latency_buckets: tuple[int, ...] = field(default_factory=lambda: (0,) * len(LATENCY_BUCKETS_MS))
     latency_sum_ms: float = 0.0
     compute_ms: float = 0.0  # ONNX Runtime time spent for this version (resource use R)
     score_bins: tuple[int, ...] = field(default_factory=lambda: (0,) * SCORE_BINS)
     shadow_pairs: int = 0  # shadow: responses compared with production on the same request
     shadow_flips: int = 0  # shadow: pairs whose top-1 class differs from production's
-    paired_latency_diff_ms: tuple[float, ...] = ()  # shadow: candidate − production, sampled
+    paired_latency_diff_ms: tuple[float, ...] = ()  # shadow: candidate - production, sampled
 
     def merged(self, other: WindowRollup) -> WindowRollup:
         """The sum of two rollups of the same model and version (any replica/window)."""
@@ -86,27 +105,44 @@ class WindowRollup:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "model": self.model, "version": self.version, "replica": self.replica,
-            "window_start": self.window_start, "window_seconds": self.window_seconds,
-            "requests": self.requests, "routed_requests": self.routed_requests,
-            "errors": self.errors, "nonfinite": self.nonfinite, "rows": self.rows,
-            "latency_buckets": list(self.latency_buckets), "latency_sum_ms": self.latency_sum_ms,
-            "compute_ms": self.compute_ms, "score_bins": list(self.score_bins),
-            "shadow_pairs": self.shadow_pairs, "shadow_flips": self.shadow_flips,
+            "model": self.model,
+            "version": self.version,
+            "replica": self.replica,
+            "window_start": self.window_start,
+            "window_seconds": self.window_seconds,
+            "requests": self.requests,
+            "routed_requests": self.routed_requests,
+            "errors": self.errors,
+            "nonfinite": self.nonfinite,
+            "rows": self.rows,
+            "latency_buckets": list(self.latency_buckets),
+            "latency_sum_ms": self.latency_sum_ms,
+            "compute_ms": self.compute_ms,
+            "score_bins": list(self.score_bins),
+            "shadow_pairs": self.shadow_pairs,
+            "shadow_flips": self.shadow_flips,
             "paired_latency_diff_ms": list(self.paired_latency_diff_ms),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WindowRollup:
         return cls(
-            model=data["model"], version=data["version"], replica=data["replica"],
-            window_start=int(data["window_start"]), window_seconds=int(data["window_seconds"]),
-            requests=int(data["requests"]), routed_requests=int(data["routed_requests"]),
-            errors=int(data["errors"]), nonfinite=int(data["nonfinite"]), rows=int(data["rows"]),
+            model=data["model"],
+            version=data["version"],
+            replica=data["replica"],
+            window_start=int(data["window_start"]),
+            window_seconds=int(data["window_seconds"]),
+            requests=int(data["requests"]),
+            routed_requests=int(data["routed_requests"]),
+            errors=int(data["errors"]),
+            nonfinite=int(data["nonfinite"]),
+            rows=int(data["rows"]),
             latency_buckets=tuple(int(x) for x in data["latency_buckets"]),
-            latency_sum_ms=float(data["latency_sum_ms"]), compute_ms=float(data["compute_ms"]),
+            latency_sum_ms=float(data["latency_sum_ms"]),
+            compute_ms=float(data["compute_ms"]),
             score_bins=tuple(int(x) for x in data["score_bins"]),
-            shadow_pairs=int(data["shadow_pairs"]), shadow_flips=int(data["shadow_flips"]),
+            shadow_pairs=int(data["shadow_pairs"]),
+            shadow_flips=int(data["shadow_flips"]),
             paired_latency_diff_ms=tuple(float(x) for x in data["paired_latency_diff_ms"]),
         )
 

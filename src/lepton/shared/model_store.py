@@ -97,7 +97,9 @@ class ModelStore(Protocol):
 class BlobModelStore:
     """:class:`ModelStore` over Azure Blob storage (or Azurite)."""
 
-    def __init__(self, blobs: BlobServiceClient, settings: ModelStoreSettings | None = None) -> None:
+    def __init__(
+        self, blobs: BlobServiceClient, settings: ModelStoreSettings | None = None
+    ) -> None:
         self._blobs = blobs
         self._settings = settings or ModelStoreSettings()
         self._models = blobs.get_container_client(MODELS_CONTAINER)
@@ -291,7 +293,9 @@ class BlobModelStore:
         path = self._report_path(model, version, stage, "json")
         body = json.dumps(report, indent=2, sort_keys=True, default=str).encode()
         self._reports.upload_blob(
-            path, body, overwrite=True,
+            path,
+            body,
+            overwrite=True,
             content_settings=ContentSettings(content_type="application/json"),
         )
         return path
@@ -314,7 +318,7 @@ class BlobModelStore:
     def list_reports(self, model: str, version: str) -> list[str]:
         model_blob_path(model, version)
         prefix = f"{model}/{version}/"
-        return sorted(b.name[len(prefix):] for b in self._reports.list_blobs(prefix))
+        return sorted(b.name[len(prefix) :] for b in self._reports.list_blobs(prefix))
 
 
 def _check_dataset(name: str, x: np.ndarray, y: np.ndarray) -> None:
@@ -325,5 +329,5 @@ def _check_dataset(name: str, x: np.ndarray, y: np.ndarray) -> None:
         raise InvalidDataset(
             f"dataset {name!r}: X has {x.shape[0]} rows but y has {y.shape[0]}; they must match"
         )
-    if x.dtype == object or y.dtype == object:
+    if object in (x.dtype, y.dtype):
         raise InvalidDataset(f"dataset {name!r}: object arrays are not allowed")

@@ -76,7 +76,9 @@ class SemVer:
             int(p) for p in pre if p.isdigit() and int(p) > _MAX_NUMERIC
         ]
         if too_big:
-            raise InvalidVersion(f"invalid version {text!r}: numeric fields must be ≤ {_MAX_NUMERIC}")
+            raise InvalidVersion(
+                f"invalid version {text!r}: numeric fields must be ≤ {_MAX_NUMERIC}"
+            )
         build = tuple(match["build"].split(".")) if match["build"] else ()
         return cls(numbers[0], numbers[1], numbers[2], pre, build)
 

@@ -10,6 +10,7 @@ write or history read of that version re-appends it, so no event is ever lost or
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterable
@@ -193,8 +194,15 @@ class TableRegistry:
         semver = SemVer.parse(version)
         now = _now()
         event = AuditEvent(
-            model, version, "registered", actor, None, Stage.REGISTERED.value,
-            f"registered sha256 {sha256[:12]}", now, {"sha256": sha256, "size": size},
+            model,
+            version,
+            "registered",
+            actor,
+            None,
+            Stage.REGISTERED.value,
+            f"registered sha256 {sha256[:12]}",
+            now,
+            {"sha256": sha256, "size": size},
         )
         entity = {
             "PartitionKey": model,
@@ -251,9 +259,7 @@ class TableRegistry:
     def list_versions(self, model: str) -> list[ModelVersion]:
         """Every version of ``model``, lowest SemVer first (RowKeys sort by precedence)."""
         validate_model_name(model)
-        rows = self._versions.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": model}
-        )
+        rows = self._versions.query_entities("PartitionKey eq @pk", parameters={"pk": model})
         return sorted((_version_from_entity(e) for e in rows), key=lambda v: v.semver)
 
     def list_models(self) -> list[str]:
@@ -291,7 +297,14 @@ class TableRegistry:
         now = _now()
         sequence = current.sequence + 1
         event = AuditEvent(
-            model, version, "transition", actor, current.stage.value, to.value, reason, now,
+            model,
+            version,
+            "transition",
+            actor,
+            current.stage.value,
+            to.value,
+            reason,
+            now,
             details or {},
         )
         patch = {
@@ -365,11 +378,10 @@ class TableRegistry:
         raw = entity.get("LastEvent")
         if raw:
             key = _event_key(record.semver.sort_key, record.sequence)
-            try:
-                self._events.create_entity({"PartitionKey": record.model, "RowKey": key,
-                                            **json.loads(raw)})
-            except ResourceExistsError:
-                pass
+            with contextlib.suppress(ResourceExistsError):
+                self._events.create_entity(
+                    {"PartitionKey": record.model, "RowKey": key, **json.loads(raw)}
+                )
 
     # -- routes -------------------------------------------------------------------------------
 
@@ -421,19 +433,28 @@ class TableRegistry:
             raise
         stored = self.get_routes(routes.model)
         event = AuditEvent(
-            routes.model, routes.candidate, "routes", actor,
+            routes.model,
+            routes.candidate,
+            "routes",
+            actor,
             json.dumps(previous.to_json(), sort_keys=True),
-            json.dumps(stored.to_json(), sort_keys=True), reason, _now(),
+            json.dumps(stored.to_json(), sort_keys=True),
+            reason,
+            _now(),
         )
         self._append_event(routes.model, _routes_event_key(generation), event)
         return stored
 
     def _validate_routes(self, routes: Routes) -> None:
         problems: list[str] = []
-        for name, value in (("candidate_weight_bp", routes.candidate_weight_bp),
-                            ("shadow_fraction_bp", routes.shadow_fraction_bp)):
+        for name, value in (
+            ("candidate_weight_bp", routes.candidate_weight_bp),
+            ("shadow_fraction_bp", routes.shadow_fraction_bp),
+        ):
             if not 0 <= value <= BASIS_POINTS:
-                problems.append(f"{name} must be within 0..{BASIS_POINTS} basis points, got {value}")
+                problems.append(
+                    f"{name} must be within 0..{BASIS_POINTS} basis points, got {value}"
+                )
         if routes.candidate_weight_bp and not routes.candidate:
             problems.append("candidate_weight_bp > 0 needs a candidate version")
         if routes.shadow_fraction_bp and not routes.shadow:
@@ -471,12 +492,11 @@ class TableRegistry:
     # -- audit log ----------------------------------------------------------------------------
 
     def _append_event(self, model: str, row_key: str, event: AuditEvent) -> None:
-        try:
+        # Already appended (a retry or a repair): the log stays duplicate-free.
+        with contextlib.suppress(ResourceExistsError):
             self._events.create_entity(
                 {"PartitionKey": model, "RowKey": row_key, **_event_to_entity(event)}
             )
-        except ResourceExistsError:
-            pass  # already appended (a retry or a repair): the log stays duplicate-free
 
     def history(self, model: str, version: str | None = None) -> list[AuditEvent]:
         """The audit log of a model (or one version), oldest first."""
@@ -497,4 +517,3 @@ class TableRegistry:
             )
         events = [_event_from_entity(model, e) for e in rows]
         return sorted(events, key=lambda e: e.at)
-

@@ -5,6 +5,8 @@ This is the only place that turns settings into SDK clients; everything else rec
 
 from __future__ import annotations
 
+import contextlib
+
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableServiceClient
@@ -53,9 +55,7 @@ def table_service(settings: StorageSettings) -> TableServiceClient:
 def ensure_layout(blobs: BlobServiceClient, tables: TableServiceClient) -> None:
     """Create every container and table Lepton uses; safe to call again (idempotent)."""
     for name in CONTAINERS:
-        try:
+        with contextlib.suppress(ResourceExistsError):
             blobs.create_container(name)
-        except ResourceExistsError:
-            pass
     for name in TABLES:
         tables.create_table_if_not_exists(name)

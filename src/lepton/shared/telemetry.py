@@ -44,7 +44,7 @@ class Telemetry:
 
 def configure_telemetry(settings: TelemetrySettings) -> Telemetry:
     """Install global providers once per process; later calls return the first configuration."""
-    global _configured
+    global _configured  # noqa: PLW0603 - one set of OpenTelemetry providers per process
     with _lock:
         if _configured is not None:
             return _configured

@@ -7,6 +7,7 @@ ready; a replica whose heartbeat is older than the liveness window no longer cou
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,8 +36,11 @@ class Heartbeat:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "replica": self.replica, "url": self.url, "provider": self.provider,
-            "at": self.at.isoformat(), "draining": self.draining,
+            "replica": self.replica,
+            "url": self.url,
+            "provider": self.provider,
+            "at": self.at.isoformat(),
+            "draining": self.draining,
             "loaded": {m: list(v) for m, v in self.loaded.items()},
             "ready": {m: list(v) for m, v in self.ready.items()},
         }
@@ -68,10 +72,8 @@ class WorkerDirectory:
         )
 
     def remove(self, replica: str) -> None:
-        try:
+        with contextlib.suppress(ResourceNotFoundError):
             self._table.delete_entity(_PARTITION, replica)
-        except ResourceNotFoundError:
-            pass
 
     def all(self) -> list[Heartbeat]:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": _PARTITION})
