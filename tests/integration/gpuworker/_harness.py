@@ -25,11 +25,10 @@ from lepton.gpuworker import WorkerSettings, create_app
 from lepton.gpuworker.runtime import WorkerRuntime
 from lepton.shared.lifecycle import Stage
 from lepton.shared.manifest import Batching, Manifest
-from lepton.shared.model_store import BlobModelStore, model_blob_path
+from lepton.shared.model_store import BlobModelStore
 from lepton.shared.records import Routes
 from lepton.shared.registry import TableRegistry
 from lepton.shared.settings import ModelStoreSettings, StorageSettings
-from lepton.shared.storage import MODELS_CONTAINER
 
 _PATHS: dict[Stage, tuple[Stage, ...]] = {
     Stage.REGISTERED: (),
@@ -58,15 +57,8 @@ class Registry:
     ) -> None:
         if batching is not None:
             self.store.put_manifest(model, version, Manifest(batching=batching))
-        # BlobModelStore.upload_model passes etag="*" with IfMissing, which the SDK rejects
-        # (reported to the lead); write the blob as it would, with its sha256 metadata, instead.
-        path = model_blob_path(model, version)
-        sha256 = hashlib.sha256(onnx_bytes).hexdigest()
-        self.blobs.get_container_client(MODELS_CONTAINER).upload_blob(
-            path, io.BytesIO(onnx_bytes), metadata={"sha256": sha256}
-        )
-        stored = self.store.stat_model(model, version)
-        assert stored.sha256 == sha256
+        stored = self.store.upload_model(model, version, io.BytesIO(onnx_bytes))
+        assert stored.sha256 == hashlib.sha256(onnx_bytes).hexdigest()
         self.registry.register_version(
             model, version, sha256=stored.sha256, size=stored.size, blob_path=stored.path
         )
