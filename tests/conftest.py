@@ -47,6 +47,11 @@ def storage(azurite: Azurite) -> Iterator[Storage]:
     blobs, tables = blob_service(settings), table_service(settings)
     ensure_layout(blobs, tables)
     yield Storage(settings, blobs, tables, azurite.connection_string)
+    clear_storage(blobs, tables)
+
+
+def clear_storage(blobs: BlobServiceClient, tables: TableServiceClient) -> None:
+    """Empty every Lepton container and table, so the next test starts from nothing."""
     for name in CONTAINERS:
         container = blobs.get_container_client(name)
         for blob in container.list_blobs():
