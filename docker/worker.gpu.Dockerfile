@@ -45,6 +45,7 @@ COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    LEPTON_WORKER_HOST=0.0.0.0 \
     LEPTON_WORKER_PORT=8000 \
     LEPTON_CACHE_DIR=/home/lepton/.cache/lepton \
     NVIDIA_VISIBLE_DEVICES=all \

@@ -92,6 +92,12 @@ var exposeOutsideEnvironment = !empty(allowedIpRanges)
 
 var baseEnv = [
   {
+    // The worker defaults to loopback (safe on a laptop); in the container, ingress and the
+    // probes reach it on the pod's address, so it must listen on every interface.
+    name: 'LEPTON_WORKER_HOST'
+    value: '0.0.0.0'
+  }
+  {
     name: 'LEPTON_WORKER_PORT'
     value: string(port)
   }

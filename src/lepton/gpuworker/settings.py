@@ -62,7 +62,7 @@ class WorkerSettings:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    url: str = ""  # advertised in heartbeats; empty = http://{host}:{port}
+    url: str = ""  # advertised in heartbeats; empty = http://{host or hostname}:{port}
     replica_id: str = ""  # empty = "{hostname}-{port}"
     models: tuple[str, ...] = ()  # empty = every model that has routes
     poll_interval_s: float = 2.0
@@ -86,7 +86,11 @@ class WorkerSettings:
 
     @property
     def advertised_url(self) -> str:
-        return self.url or f"http://{self.host}:{self.port}"
+        if self.url:
+            return self.url
+        # A wildcard bind address is not somewhere anyone can connect to: name the machine.
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def replica(self) -> str:

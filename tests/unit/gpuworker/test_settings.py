@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 
 import pytest
 
@@ -16,6 +17,12 @@ def test_defaults_from_an_empty_environment() -> None:
     assert s.port == 8000 and s.window_s == 10 and s.provider == "auto"
     assert s.advertised_url == "http://127.0.0.1:8000"
     assert s.replica.endswith("-8000")
+
+
+@pytest.mark.parametrize("wildcard", ["0.0.0.0", "::"])
+def test_a_wildcard_bind_address_advertises_the_hostname(wildcard: str) -> None:
+    s = WorkerSettings.from_env({"LEPTON_WORKER_HOST": wildcard, "LEPTON_WORKER_PORT": "8000"})
+    assert s.advertised_url == f"http://{socket.gethostname()}:8000"
 
 
 def test_values_are_parsed() -> None:

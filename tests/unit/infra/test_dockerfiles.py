@@ -122,6 +122,9 @@ def runtime_problems(path: Path) -> list[str]:
         problems.append("CMD does not start python -m lepton.gpuworker")
     if not any("LEPTON_WORKER_PORT=8000" in env for env in runtime.arguments("ENV")):
         problems.append("LEPTON_WORKER_PORT is not set to 8000")
+    # The worker defaults to 127.0.0.1: in a container nothing outside could reach it.
+    if not any("LEPTON_WORKER_HOST=0.0.0.0" in env for env in runtime.arguments("ENV")):
+        problems.append("LEPTON_WORKER_HOST is not 0.0.0.0: the health check passes, ingress fails")
     return problems
 
 
@@ -148,6 +151,7 @@ def test_a_root_image_with_build_tools_and_no_health_check_is_caught(tmp_path: P
         "no HEALTHCHECK on /v2/health/ready at LEPTON_WORKER_PORT",
         "EXPOSE is not 8000",
         "LEPTON_WORKER_PORT is not set to 8000",
+        "LEPTON_WORKER_HOST is not 0.0.0.0: the health check passes, ingress fails",
     ]
 
 

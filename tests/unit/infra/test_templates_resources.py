@@ -290,6 +290,13 @@ def test_worker_probes_use_the_open_inference_health_routes() -> None:
         assert 1 <= probe.get("periodSeconds", 10) <= 240, probe["type"]
 
 
+def test_worker_listens_on_every_interface_of_its_container() -> None:
+    env = {e["name"]: e.get("value") for e in load_template(WORKER).variable("baseEnv")}
+    # Ingress and the probes reach the pod's address; the loopback default would refuse them.
+    assert env["LEPTON_WORKER_HOST"] == "0.0.0.0"
+    assert env["LEPTON_WORKER_PORT"] is not None
+
+
 def test_worker_scales_on_http_between_parameterised_bounds() -> None:
     worker = load_template(WORKER).resource("Microsoft.App/containerApps").body["properties"]
     scale = worker["template"]["scale"]
