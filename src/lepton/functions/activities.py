@@ -8,23 +8,30 @@ its function; both adapters register exactly this table.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lepton.functions import names, rollout
 from lepton.functions.services import Services
-from lepton.shared.canary import composite_score, decide_canary_step
+from lepton.shared.canary import (
+    composite_score,
+    decide_canary_step,
+    json_safe,
+    production_reference,
+)
 from lepton.shared.errors import VersionConflict
 from lepton.shared.evaluation import (
     ShardResult,
     evaluate_shard,
+    evaluation_composite,
     gate_evaluation,
     merge_shards,
     summarize,
 )
 from lepton.shared.lifecycle import Stage
 from lepton.shared.manifest import Manifest, Task
-from lepton.shared.metrics import empty_rollup
+from lepton.shared.metrics import WindowRollup, empty_rollup
 from lepton.shared.policy import Policy, plan_rollout, resolve_policy
 from lepton.shared.reports import canary_plot_png, stage_report, window_summary
 from lepton.shared.shadow_stats import decide_shadow
@@ -131,17 +138,23 @@ def compare(services: Services, payload: Json) -> Json:
     """Merge shard results, gate candidate vs production, store the evaluation report."""
     model, version = payload["model"], payload["version"]
     policy = Policy.from_json(payload["policy"])
-    candidate = summarize(merge_shards([ShardResult.from_json(s) for s in payload["candidate"]]))
-    production = (
-        summarize(merge_shards([ShardResult.from_json(s) for s in payload["production"]]))
-        if payload.get("production")
-        else None
-    )
+    weights = policy.composite_weights.as_tuple()
+    merged = {
+        role: merge_shards([ShardResult.from_json(s) for s in payload[role]])
+        for role in ("candidate", "production")
+        if payload.get(role)
+    }
+    candidate = summarize(merged["candidate"])
+    production = summarize(merged["production"]) if "production" in merged else None
     gate = gate_evaluation(candidate, production, policy.evaluation)
     summary = {
         "candidate": candidate,
         "production": production,
         "production_version": payload.get("production_version"),
+        # DESIGN §5: every report scores every version it covers.
+        "composite": json_safe(
+            {role: evaluation_composite(result, weights) for role, result in merged.items()}
+        ),
         **gate.to_json(),
     }
     services.registry.annotate(model, version, evaluation=summary)
@@ -207,42 +220,85 @@ def set_routes(services: Services, payload: Json) -> Json:
 
 
 def decide_window(services: Services, payload: Json) -> Json:
-    """Sum the window's metric rollups and judge candidate vs production (canary or shadow)."""
+    """Sum the window's metric rollups and judge candidate vs production (canary or shadow).
+
+    A canary step at 100% may carry ``baseline`` (``start``, ``end``, ``source``,
+    ``description``): the time range in which the lifecycle measured production before the
+    switch. Production gets no routed traffic at 100%, so its totals over that range are what
+    the step is judged against (:func:`~lepton.shared.canary.production_reference`); the result's
+    ``baseline`` says which totals were used, and a decision judged on the baseline says so in
+    its reason.
+    """
     model = payload["model"]
     candidate, production = payload["candidate"], payload.get("production")
     policy = Policy.from_json(payload["policy"])
-    totals = services.metrics.totals(model, int(payload["start"]), int(payload["end"]))
+    weights = policy.composite_weights.as_tuple()
+    start, end = int(payload["start"]), int(payload["end"])
+    weight_bp = int(payload["weight_bp"])
+    totals = services.metrics.totals(model, start, end)
     cand = totals.get(candidate)
     prod = totals.get(production) if production else None
+    asked = payload.get("baseline")
+    earlier = None
+    if asked and production and payload.get("kind") != "shadow":
+        earlier = services.metrics.totals(model, int(asked["start"]), int(asked["end"])).get(
+            production
+        )
+    judged = production_reference(prod, earlier, weight_bp=weight_bp)
+    if asked and judged is not None and judged is earlier:
+        baseline = {**asked, "requests": judged.requests}
+    else:
+        baseline = {
+            "start": start,
+            "end": end,
+            "source": "same_window",
+            "description": _same_window(asked is not None, prod),
+            "requests": prod.requests if prod else 0,
+        }
     if payload.get("kind") == "shadow":
-        start = int(payload["start"])
         decision = decide_shadow(
             cand or empty_rollup(model, candidate, start, 0),
             prod or empty_rollup(model, production or "0.0.0", start, 0),
             policy.thresholds,
             final=bool(payload["final_step"]),
+            composite_weights=weights,
         )
     else:
         decision = decide_canary_step(
             cand,
-            prod,
-            weight_bp=int(payload["weight_bp"]),
+            judged,
+            weight_bp=weight_bp,
             thresholds=policy.thresholds,
             final_step=bool(payload["final_step"]),
+            composite_weights=weights,
         )
-    w = policy.composite_weights
-    weights = (w.latency, w.resource, w.error)
-    scores = {
-        version: composite_score(rollup, weights=weights)
-        for version, rollup in (("candidate", cand), ("production", prod))
+        if baseline["source"] != "same_window":
+            decision = replace(
+                decision,
+                reason=f"{decision.reason}; production baseline: {baseline['description']}",
+            )
+    # One source for the report's scores: the decision's own, computed with the policy's weights
+    # (a decision that stopped before computing them, e.g. no candidate traffic, gets them here).
+    scores = decision.checks.get("composite") or {
+        role: composite_score(rollup, weights=weights)
+        for role, rollup in (("candidate", cand), ("production", judged))
         if rollup is not None
     }
     return {
         "decision": decision.to_json(),
         "candidate": window_summary(cand),
-        "production": window_summary(prod),
-        "composite": scores,
+        "production": window_summary(judged),
+        "composite": json_safe(scores),
+        "baseline": baseline,
     }
+
+
+def _same_window(baseline_asked: bool, production: WindowRollup | None) -> str:
+    if not baseline_asked:
+        return "its traffic in the same window"
+    if production is not None and production.requests > 0:
+        return "its traffic in the same window (none in the baseline range)"
+    return "no production traffic in the baseline range; nothing to compare with"
 
 
 def promote(services: Services, payload: Json) -> Json:
@@ -279,7 +335,7 @@ def reinstate(services: Services, payload: Json) -> Json:
 
 
 def report(services: Services, payload: Json) -> Json:
-    """Write ``reports/{model}/{version}/{stage}.json`` and, with canary steps, a PNG plot."""
+    """Write ``reports/{model}/{version}/{stage}.json`` and, with steps, a PNG plot of them."""
     model, version, stage = payload["model"], payload["version"], payload["stage"]
     steps = payload.get("steps") or []
     body = dict(payload.get("body") or {})
@@ -301,7 +357,7 @@ def report(services: Services, payload: Json) -> Json:
     }
     if steps:
         paths["png"] = services.store.put_report_png(
-            model, version, stage, canary_plot_png(model, version, steps)
+            model, version, stage, canary_plot_png(model, version, steps, stage=stage)
         )
     return paths
 

@@ -6,6 +6,20 @@ canary steps (or blue/green, or an A/B split) → promote → bake → retire; a
 against the single operator event, so ``approve``/``promote``/``rollback``/``abort`` work at any
 time. The body is deterministic: time comes from the context, all I/O happens in activities.
 
+Which failure stage: a version stopped before it ever took traffic (an operator ``rollback`` or
+``abort``, or an approval that never came, while it waits in ``evaluating`` — a version without a
+shadow phase awaits its approval there) ends ``rejected``; from ``shadow`` or ``canary`` it ends
+``rolled_back`` (DESIGN §3). There is nothing to roll back before traffic, so the state machine
+keeps its ``evaluating → rejected`` edge rather than gaining an ``evaluating → rolled_back`` one.
+
+A step at 100% (the last canary step, the blue/green bake) leaves production without routed
+traffic to compare with, so it is judged against a *baseline*: production's traffic during the
+earlier steps of this rollout, or, with no earlier step, in the window just before the switch.
+The orchestrator passes only that time range (plain integers from its own clock); the activity
+reads the totals, and each step in the report says which baseline it was judged on.
+
+Reports: ``shadow.json`` and ``canary.json`` each hold the steps of their own phase.
+
 Two versions of one model never hold the shadow/canary slots together: the routes table has one
 candidate and one shadow slot and statistics compare one candidate with production. A second
 version that passes evaluation therefore *waits* in ``evaluating`` (custom status ``waiting for
@@ -16,6 +30,7 @@ burst from losing work, and the bound keeps a stuck rollout from holding the nex
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +40,7 @@ from lepton.functions import names
 from lepton.functions.durable_context import DurableContext, DurableTask, Retry
 from lepton.shared.errors import InvalidPolicy
 from lepton.shared.lifecycle import Stage
+from lepton.shared.names import Bump
 from lepton.shared.policy import Policy, RolloutPlan, Strategy, resolve_policy
 from lepton.shared.records import BASIS_POINTS
 
@@ -34,6 +50,8 @@ Steps = Generator[DurableTask, Any, Any]
 _BOOT_RETRY = Retry(first_interval_s=Policy.retry_interval_s, attempts=Policy.retry_attempts)
 # Verdict strings of lepton.shared.canary.Verdict, kept as plain data in the orchestration.
 _ROLLBACK, _PROMOTE, _CONTINUE, _INVALID = "rollback", "promote", "continue", "invalid"
+# A version stopped in these stages never took traffic: it ends rejected, not rolled back.
+_BEFORE_TRAFFIC = frozenset({Stage.REGISTERED, Stage.VALIDATING, Stage.EVALUATING})
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,8 @@ class _Lifecycle:
         self.policy = Policy()
         self.production: str | None = None
         self.stage = Stage.REGISTERED
+        # The phase with traffic now running ("shadow" or "canary"): names its report.
+        self.phase: str | None = None
         self.steps: list[Json] = []
         self.status: Json = {
             "model": request.model,
@@ -111,7 +131,7 @@ class _Lifecycle:
     def base(self) -> Json:
         return {"model": self.req.model, "version": self.req.version}
 
-    def move(self, to: Stage, reason: str, **details: Any) -> Steps:
+    def move(self, to: Stage, reason: str, actor: str | None = None, **details: Any) -> Steps:
         yield from self.call(
             names.TRANSITION_ACTIVITY,
             {
@@ -119,6 +139,7 @@ class _Lifecycle:
                 "to": to.value,
                 "expected_from": self.stage.value,
                 "reason": reason,
+                "actor": actor or self.req.actor,
                 "details": details,
             },
         )
@@ -147,11 +168,14 @@ class _Lifecycle:
 
     # -- outcomes -----------------------------------------------------------------------------
 
-    def reject(self, reason: str) -> Steps:
-        yield from self.move(Stage.REJECTED, reason)
+    def reject(self, reason: str, actor: str | None = None) -> Steps:
+        yield from self.move(Stage.REJECTED, reason, actor)
         raise _FinishedError("rejected", reason)
 
     def roll_back(self, reason: str, actor: str | None = None) -> Steps:
+        """Take the candidate off traffic and end ``rolled_back``; ``rejected`` before traffic."""
+        if self.stage in _BEFORE_TRAFFIC:
+            yield from self.reject(reason, actor)
         yield from self.call(
             names.ROLLBACK_ACTIVITY,
             {
@@ -166,16 +190,24 @@ class _Lifecycle:
         raise _FinishedError("rolled_back", reason)
 
     def report(self, outcome: str, reason: str) -> Steps:
-        name = "canary" if self.steps or self.stage is Stage.CANARY else self.stage.value
+        """Write the running phase's report (``shadow`` or ``canary``) with its own steps."""
+        if self.phase is None:
+            return  # no traffic phase yet: the evaluation report and the audit trail say it all
+        steps = [s for s in self.steps if s["kind"] == self.phase]
         yield from self.call(
             names.REPORT_ACTIVITY,
             {
                 **self.base(),
-                "stage": name,
+                "stage": self.phase,
                 "outcome": outcome,
                 "reason": reason,
-                "steps": self.steps,
-                "body": {"policy": self.policy.to_json(), "production": self.production},
+                "steps": steps,
+                "body": {
+                    "policy": self.policy.to_json(),
+                    "production": self.production,
+                    # DESIGN §5: the composite score of both versions, from the deciding step.
+                    "composite": steps[-1]["composite"] if steps else {},
+                },
             },
         )
 
@@ -211,7 +243,6 @@ class _Lifecycle:
             Stage.CANARY,
         ):
             raise _FinishedError(self.stage.value, f"nothing to do: already {self.stage.value}")
-        resuming = self.stage
         if self.stage is Stage.REGISTERED:
             yield from self.move(Stage.VALIDATING, "validation started")
         try:
@@ -238,13 +269,17 @@ class _Lifecycle:
             yield from self.evaluate(checked, plan)
             if plan.direct_promotion:
                 yield from self.promote("first version of the model: promoted after evaluation")
+            if plan.approval and not plan.shadow:
+                # Without a shadow phase the approval is awaited here, before the slot is
+                # claimed: a wait of hours must not hold the model's only rollout slot.
+                yield from self.await_approval(plan)
             yield from self.wait_for_slot()
         if plan.shadow and self.stage is Stage.EVALUATING:
             yield from self.move(Stage.SHADOW, "shadow started")
         if self.stage is Stage.SHADOW:
             yield from self.shadow(plan)
-        if plan.approval and resuming is not Stage.CANARY:
-            yield from self.await_approval()
+            if plan.approval:
+                yield from self.await_approval(plan)
         yield from self.canary(plan)
 
     def evaluate(self, checked: Json, plan: RolloutPlan) -> Steps:
@@ -311,7 +346,12 @@ class _Lifecycle:
             )
             waited += self.policy.slot_poll_s
             if command is not None and command["action"] in ("rollback", "abort"):
-                yield from self.reject(f"aborted by operator {command['actor']} while waiting")
+                actor = command["actor"]
+                yield from self.reject(
+                    f"aborted by operator {actor} while waiting for {other} to finish: "
+                    + (command["reason"] or "no reason given"),
+                    actor,
+                )
 
     def warm_up(self) -> Steps:
         """Poll the workers table until every live replica has the candidate ready."""
@@ -341,6 +381,7 @@ class _Lifecycle:
                 yield from self.handle_command(command)
 
     def shadow(self, plan: RolloutPlan) -> Steps:
+        self.phase = "shadow"
         fraction = self.policy.shadow_fraction_bp
         # Named in the routes at 0% first: replicas load it, and it gets no copies until warm.
         yield from self.traffic(shadow=self.req.version, shadow_fraction_bp=0, why="pre-warm")
@@ -354,30 +395,43 @@ class _Lifecycle:
         if plan.strategy is Strategy.SHADOW_ONLY:
             yield from self.await_operator("shadow_only run finished")
 
-    def await_approval(self) -> Steps:
+    def await_approval(self, plan: RolloutPlan) -> Steps:
+        """Wait for ``approve``; rollback, abort or the timeout end the run (see roll_back)."""
+        why = (
+            "major version"
+            if plan.bump is Bump.MAJOR and self.policy.approval_required is None
+            else "policy approval_required"
+        )
+        timeout = self.policy.approval_timeout_s
         self.publish(waiting_for="approval (send approve, promote, rollback or abort)")
-        command = yield from self.wait(self.policy.approval_timeout_s)
-        if command is None:
-            yield from self.roll_back(
-                f"no approval within {self.policy.approval_timeout_s:g}s (major version)"
-            )
-        if not (yield from self.handle_command(command, accept_approve=True)):
-            # Anything else (e.g. a duplicate) still needs an explicit approve.
-            yield from self.await_approval()
+        # One deadline for the whole wait: a stray command does not restart the clock.
+        deadline = self.ctx.current_utc_datetime + timedelta(seconds=timeout)
+        while True:
+            remaining = max((deadline - self.ctx.current_utc_datetime).total_seconds(), 0.0)
+            command = yield from self.wait(remaining)
+            if command is None:
+                yield from self.roll_back(f"no approval within {timeout:g}s ({why})")
+            if (yield from self.handle_command(command, accept_approve=True)):
+                break
+            # Anything else (e.g. a duplicate or unknown command) still needs an approve.
         self.publish(waiting_for=None, reason=f"approved by {command['actor']}")
 
     def await_operator(self, why: str) -> Steps:
         """No automatic promotion (ab_test, shadow_only): promote or roll back on command."""
+        timeout = self.policy.approval_timeout_s
         self.publish(waiting_for=f"{why}: send promote or rollback")
-        command = yield from self.wait(self.policy.approval_timeout_s)
-        if command is None:
-            yield from self.roll_back(
-                f"{why}; no operator decision within {self.policy.approval_timeout_s:g}s"
-            )
-        yield from self.handle_command(command)
-        yield from self.await_operator(why)
+        deadline = self.ctx.current_utc_datetime + timedelta(seconds=timeout)
+        while True:
+            remaining = max((deadline - self.ctx.current_utc_datetime).total_seconds(), 0.0)
+            command = yield from self.wait(remaining)
+            if command is None:
+                yield from self.roll_back(f"{why}; no operator decision within {timeout:g}s")
+            # promote and rollback/abort end the run; anything else keeps waiting.
+            yield from self.handle_command(command)
 
-    def decide(self, kind: str, start: int, weight_bp: int, final: bool) -> Steps:
+    def decide(
+        self, kind: str, start: int, weight_bp: int, final: bool, baseline: Json | None
+    ) -> Steps:
         result = yield from self.call(
             names.DECIDE_WINDOW_ACTIVITY,
             {
@@ -390,6 +444,7 @@ class _Lifecycle:
                 "final_step": final,
                 "kind": kind,
                 "policy": self.policy.to_json(),
+                "baseline": baseline,
             },
         )
         decision = result["decision"]
@@ -403,6 +458,7 @@ class _Lifecycle:
                 "candidate": result["candidate"],
                 "production": result["production"],
                 "composite": result.get("composite", {}),
+                "baseline": result.get("baseline"),
             }
         )
         self.publish(decision=decision["verdict"], reason=decision["reason"])
@@ -421,6 +477,9 @@ class _Lifecycle:
     def canary(self, plan: RolloutPlan) -> Steps:
         if self.stage is not Stage.CANARY:
             yield from self.move(Stage.CANARY, f"{plan.strategy.value} started")
+        self.phase = "canary"
+        # From here until the first step production serves all traffic: a baseline for 100%.
+        warming_from = self.unix_now()
         # Named in the routes at 0% first: replicas load it, and it gets traffic only when warm.
         yield from self.traffic(candidate=self.req.version, candidate_weight_bp=0, why="pre-warm")
         yield from self.warm_up()
@@ -432,6 +491,7 @@ class _Lifecycle:
             weights, window = (self.policy.ab_split_bp,), self.policy.ab_duration_s
         else:
             weights, window = self.policy.steps_bp, self.policy.window_s
+        first_start: int | None = None
         for index, weight in enumerate(weights):
             final = index == len(weights) - 1
             yield from self.traffic(
@@ -440,16 +500,27 @@ class _Lifecycle:
                 why=f"{strategy.value} step {index + 1}/{len(weights)}",
             )
             self.publish(step=index + 1, steps=len(weights), weight_bp=weight)
+            # The step's evidence starts at the next whole second (see step()).
+            begins = self.unix_now() + 1
+            first_start = begins if first_start is None else first_start
+            baseline = None
+            if weight == BASIS_POINTS:
+                baseline = _baseline(first_start, begins, weights[:index], window, warming_from)
             yield from self.step(
-                "canary", weight, window, final and strategy is not Strategy.AB_TEST
+                "canary", weight, window, final and strategy is not Strategy.AB_TEST, baseline
             )
         if strategy is Strategy.AB_TEST:
             yield from self.report("passed", "A/B split finished")
             yield from self.await_operator("A/B test finished")
         yield from self.promote(f"{strategy.value} passed all {len(weights)} step(s)")
 
-    def step(self, kind: str, weight: int, window: float, final: bool) -> Steps:
-        """One weight: windows of evidence until a verdict, extended when evidence is short."""
+    def step(
+        self, kind: str, weight: int, window: float, final: bool, baseline: Json | None = None
+    ) -> Steps:
+        """One weight: windows of evidence until a verdict, extended when evidence is short.
+
+        ``baseline``: the time range of production's traffic a step at 100% is judged against.
+        """
         label = f"canary at {weight / 100:g}%" if kind == "canary" else kind
         extensions = 0
         # Evidence accumulates over the whole step (the sequential test stays valid on growing
@@ -469,7 +540,7 @@ class _Lifecycle:
                     yield from self.handle_command(command)
                     continue
                 closing = self.ctx.current_utc_datetime >= end_at
-                result = yield from self.decide(kind, start, weight, final and closing)
+                result = yield from self.decide(kind, start, weight, final and closing, baseline)
                 verdict, reason = result["decision"]["verdict"], result["decision"]["reason"]
                 if verdict == _ROLLBACK:
                     # The sequential test is always valid, so an early look may stop the step.
@@ -504,8 +575,7 @@ class _Lifecycle:
         self.stage = Stage.PRODUCTION
         self.publish(weight_bp=BASIS_POINTS, reason=reason, waiting_for=None)
         previous = promoted.get("previous")
-        if self.steps:
-            yield from self.report("promoted", reason)
+        yield from self.report("promoted", reason)
         if previous is not None:
             # Bake: the previous version stays loaded and an operator rollback reinstates it.
             command = yield from self.wait(
@@ -526,10 +596,48 @@ class _Lifecycle:
                 )
                 self.stage = Stage.ROLLED_BACK
                 self.publish(reason=why, weight_bp=0, waiting_for=None)
+                yield from self.report("rolled_back", why)  # the report said "promoted"
                 raise _FinishedError("rolled_back", why)
             self.publish(waiting_for=None)
             yield from self.call(names.RETIRE_ACTIVITY, {"model": self.req.model})
         raise _FinishedError("production", reason)
+
+
+def _baseline(
+    first_start: int,
+    begins: int,
+    earlier_bp: tuple[int, ...],
+    window: float,
+    warming_from: int,
+) -> Json:
+    """Where production is measured for a step at 100%, which gives it no routed traffic.
+
+    After earlier steps: all of production's traffic since the first step began (the most
+    evidence this rollout has, from the same version; each of those steps already passed with
+    at least ``min_requests`` production requests). With none (a blue/green bake, a one-step
+    canary): production's traffic before the switch — the whole warm-up at 0% and at least the
+    ``window`` seconds before the switch, plus the second in which it happened. That is
+    production alone at full load, like the step to come, and spanning the warm-up means the
+    range holds rollups whenever production serves at all (replicas write them while they
+    report the candidate warm). Integers from the orchestration clock only, so a replay passes
+    the same range.
+    """
+    if earlier_bp:
+        weights = ", ".join(f"{w / 100:g}%" for w in earlier_bp)
+        steps = "step 1" if len(earlier_bp) == 1 else f"steps 1-{len(earlier_bp)}"
+        return {
+            "start": first_start,
+            "end": begins,
+            "source": "earlier_steps",
+            "description": f"its own traffic during {steps} ({weights}) of this rollout",
+        }
+    start = min(begins - 1 - max(math.ceil(window), 1), warming_from)
+    return {
+        "start": start,
+        "end": begins,
+        "source": "before_switch",
+        "description": f"its traffic in the {begins - start}s before the switch to 100%",
+    }
 
 
 def _boot_retry(overrides: Json) -> Retry:

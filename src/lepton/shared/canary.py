@@ -53,15 +53,18 @@ __all__ = [
     "CanaryThresholds",
     "SequentialResult",
     "Verdict",
+    "composite_from_parts",
     "composite_score",
     "composite_scores",
     "decide_canary_step",
     "error_checks",
     "error_rate_evidence",
     "format_percent",
+    "json_safe",
     "latency_checks",
     "mann_whitney_from_buckets",
     "p95_from_buckets",
+    "production_reference",
     "sample_ratio_mismatch",
 ]
 
@@ -164,7 +167,7 @@ class CanaryDecision:
         return {
             "verdict": self.verdict.value,
             "reason": self.reason,
-            "checks": _json_safe(self.checks),
+            "checks": json_safe(self.checks),
         }
 
     @classmethod
@@ -172,11 +175,12 @@ class CanaryDecision:
         return cls(Verdict(data["verdict"]), str(data["reason"]), dict(data["checks"]))
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``None`` (strict JSON, as reports and HTTP need)."""
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, bool | str | None):
         return value
     if isinstance(value, np.bool_):
@@ -342,21 +346,39 @@ def sample_ratio_mismatch(
     return chi2, float(stats.chi2.sf(chi2, df=1))
 
 
-def composite_score(
-    rollup: WindowRollup,
+def composite_from_parts(
+    p95_ms: float,
+    compute_ms_per_1k: float,
+    error_rate: float,
     *,
     weights: tuple[float, float, float] = COMPOSITE_WEIGHTS,
     scales: tuple[float, float, float] = COMPOSITE_SCALES,
 ) -> dict[str, float]:
-    """``P = w1·T + w2·R + w3·E`` for one version; lower is better.
+    """``P = w1·T + w2·R + w3·E`` from its raw parts; lower is better.
 
     The parts are made unitless by reference scales so the weights mean what they say:
     ``T = p95 ms / 100 ms``, ``R = (compute ms per 1,000 predictions) / 1000 ms`` (1 ms of ONNX
     Runtime time per prediction), ``E = error rate / 1%``. So a version at p95 100 ms, 1 ms per
-    prediction and 1% errors scores ``P = w1 + w2 + w3``. The raw values come back too. Parts are
-    NaN when the rollup saw no requests (or no predictions, for R); a p95 in the overflow
-    bucket makes ``T`` infinite.
+    prediction and 1% errors scores ``P = w1 + w2 + w3``. The raw values come back too. One
+    function for live traffic (:func:`composite_score`) and the offline evaluation, so every
+    report scores versions the same way.
     """
+    _check_composite(weights, scales)
+    t, r, e = p95_ms / scales[0], compute_ms_per_1k / scales[1], error_rate / scales[2]
+    return {
+        "p95_ms": p95_ms,
+        "compute_ms_per_1k": compute_ms_per_1k,
+        "error_rate": error_rate,
+        "T": t,
+        "R": r,
+        "E": e,
+        "P": weights[0] * t + weights[1] * r + weights[2] * e,
+    }
+
+
+def _check_composite(
+    weights: tuple[float, float, float], scales: tuple[float, float, float]
+) -> None:
     for label, triple in (("weights", weights), ("scales", scales)):
         if len(triple) != 3 or not all(
             isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
@@ -370,19 +392,25 @@ def composite_score(
             f"composite weights must not all be 0 and scales must be > 0, got weights "
             f"{weights!r}, scales {scales!r}"
         )
+
+
+def composite_score(
+    rollup: WindowRollup,
+    *,
+    weights: tuple[float, float, float] = COMPOSITE_WEIGHTS,
+    scales: tuple[float, float, float] = COMPOSITE_SCALES,
+) -> dict[str, float]:
+    """:func:`composite_from_parts` of one version's live traffic in a rollup.
+
+    ``T`` from the histogram's p95, ``R`` from ONNX Runtime compute time per 1,000 predictions,
+    ``E`` from failed requests. Parts are NaN when the rollup saw no requests (or no
+    predictions, for R); a p95 in the overflow bucket makes ``T`` infinite.
+    """
+    _check_composite(weights, scales)  # a bad policy is named before the rollup is read
     p95_ms = p95_from_buckets(rollup.latency_buckets)
     compute_per_1k = rollup.compute_ms / rollup.rows * 1000.0 if rollup.rows else math.nan
     error_rate = rollup.errors / rollup.requests if rollup.requests else math.nan
-    t, r, e = p95_ms / scales[0], compute_per_1k / scales[1], error_rate / scales[2]
-    return {
-        "p95_ms": p95_ms,
-        "compute_ms_per_1k": compute_per_1k,
-        "error_rate": error_rate,
-        "T": t,
-        "R": r,
-        "E": e,
-        "P": weights[0] * t + weights[1] * r + weights[2] * e,
-    }
+    return composite_from_parts(p95_ms, compute_per_1k, error_rate, weights=weights, scales=scales)
 
 
 def composite_scores(
@@ -456,6 +484,24 @@ def error_checks(
     )
 
 
+def production_reference(
+    window: WindowRollup | None, baseline: WindowRollup | None, *, weight_bp: int
+) -> WindowRollup | None:
+    """The production totals a canary step is judged against: ``window`` or ``baseline``.
+
+    Below 100% production serves the rest of the same window, the fairest comparison (same
+    time, same load), so ``window`` is used. At 100% production gets no routed traffic: the
+    window holds nothing (or a few pinned calls) and no regression could be shown, so the step
+    would pass on no evidence. There ``baseline`` — production's totals measured earlier in the
+    same rollout — is used when it saw requests. A comparison across time is weaker than a
+    concurrent split (a change of load between the two shows as a difference), which is why it
+    is used only where no concurrent production traffic exists.
+    """
+    if weight_bp == BASIS_POINTS and baseline is not None and baseline.requests > 0:
+        return baseline
+    return window
+
+
 def decide_canary_step(
     candidate: WindowRollup | None,
     production: WindowRollup | None,
@@ -475,7 +521,8 @@ def decide_canary_step(
     production version to compare with: no SRM or latency comparison, and no error regression
     can be shown; only the sample-size floor applies. At ``weight_bp=10000`` production receives
     no routed traffic: pass its totals from the earlier steps to keep the comparisons meaningful
-    (its sample-size floor is not applied there). ``checks["composite"]`` holds
+    (its sample-size floor is not applied there; :func:`production_reference` picks them).
+    ``checks["composite"]`` holds
     :func:`composite_score` of both versions under ``composite_weights`` (pass the policy's).
     """
     # Validates weight_bp even when the SRM check itself is skipped.

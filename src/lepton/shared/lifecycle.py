@@ -5,6 +5,11 @@ end in ``rejected`` (validation/evaluation) or ``rolled_back`` (shadow/canary/af
 Every stage change anywhere in Lepton goes through :func:`check_transition`, so an illegal move is
 an error, never a silent overwrite. ``rejected`` and ``rolled_back`` are terminal; ``superseded``
 is not, because a rollback after promotion reinstates the previous production version.
+
+``rolled_back`` means "traffic was taken off it", so only stages that carry traffic lead there. A
+version stopped before it took any (an operator abort, or an approval that never came, while it
+waits in ``evaluating``) ends ``rejected`` with the reason: there is deliberately no
+``evaluating → rolled_back`` edge.
 """
 
 from __future__ import annotations

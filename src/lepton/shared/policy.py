@@ -44,6 +44,10 @@ class CompositeWeights:
     def to_json(self) -> dict[str, float]:
         return {"latency": self.latency, "resource": self.resource, "error": self.error}
 
+    def as_tuple(self) -> tuple[float, float, float]:
+        """``(w1, w2, w3)`` as the statistics functions take them (one order, written once)."""
+        return (self.latency, self.resource, self.error)
+
 
 @dataclass(frozen=True)
 class EvaluationGate:

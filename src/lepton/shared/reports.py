@@ -1,8 +1,12 @@
-"""Lifecycle reports: a JSON document per stage and a PNG plot of canary metrics per step.
+"""Lifecycle reports: a JSON document per stage and a PNG plot of its metrics per step.
 
-The canary plot shows, per step, the error rate and the p95 latency of candidate and production
-side by side with the traffic weight, so a reader sees at which weight a regression appeared.
-Rendering uses matplotlib's Agg backend (no display, safe in Functions and tests).
+``evaluation``, ``shadow`` and ``canary`` each get their own document (a minor version has all
+three), and each carries the composite score ``P = w1·T + w2·R + w3·E`` of both versions under
+``composite`` (DESIGN §5). Documents are strict JSON: NaN and infinities (an idle version, a p95
+past the last histogram bucket) become ``null``, so any JSON reader can load them. The plot shows,
+per step, the error rate and the p95 latency of candidate and production side by side with the
+traffic weight, so a reader sees at which weight a regression appeared. Rendering uses
+matplotlib's Agg backend (no display, safe in Functions and tests).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ matplotlib.use("Agg")  # headless: must precede pyplot's import
 
 import matplotlib.pyplot as plt
 
+from lepton.shared.canary import json_safe
 from lepton.shared.metrics import LATENCY_BUCKETS_MS, WindowRollup
 
 REPORT_SCHEMA = 1
@@ -55,25 +60,30 @@ def window_summary(rollup: WindowRollup | None) -> dict[str, Any]:
 def stage_report(
     model: str, version: str, stage: str, *, outcome: str, reason: str, body: dict[str, Any]
 ) -> dict[str, Any]:
-    """The JSON document stored at ``reports/{model}/{version}/{stage}.json``."""
-    return {
-        "schema": REPORT_SCHEMA,
-        "model": model,
-        "version": version,
-        "stage": stage,
-        "outcome": outcome,
-        "reason": reason,
-        **body,
-    }
+    """The JSON document stored at ``reports/{model}/{version}/{stage}.json`` (strict JSON)."""
+    document: dict[str, Any] = json_safe(
+        {
+            "schema": REPORT_SCHEMA,
+            "model": model,
+            "version": version,
+            "stage": stage,
+            "outcome": outcome,
+            "reason": reason,
+            **body,
+        }
+    )
+    return document
 
 
-def canary_plot_png(model: str, version: str, steps: Sequence[dict[str, Any]]) -> bytes:
-    """PNG of error rate and p95 latency per canary step (candidate vs production)."""
+def canary_plot_png(
+    model: str, version: str, steps: Sequence[dict[str, Any]], *, stage: str = "canary"
+) -> bytes:
+    """PNG of error rate and p95 latency per step (candidate vs production) of one stage."""
     labels = [f"{s['step']}\n{s['weight_bp'] / 100:g}%" for s in steps]
     xs = list(range(len(steps)))
 
     def series(role: str, key: str) -> list[float]:
-        return [float(s.get(role, {}).get(key, 0.0)) for s in steps]
+        return [float(s.get(role, {}).get(key) or 0.0) for s in steps]
 
     fig, (ax_err, ax_lat) = plt.subplots(1, 2, figsize=(10, 4), dpi=80)
     try:
@@ -89,7 +99,7 @@ def canary_plot_png(model: str, version: str, steps: Sequence[dict[str, Any]]) -
             ax.set_xlabel("step / candidate weight")
             ax.legend()
             ax.grid(alpha=0.3)
-        fig.suptitle(f"{model} {version}: canary")
+        fig.suptitle(f"{model} {version}: {stage}")
         fig.tight_layout()
         out = io.BytesIO()
         fig.savefig(out, format="png")

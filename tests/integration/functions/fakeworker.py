@@ -4,7 +4,8 @@ It does what a worker replica writes to storage — a ``workers`` heartbeat list
 has ready (every version named in the routes, except those told never to warm) and one
 ``metrics`` rollup per (window, version) with request, error and latency counts that follow the
 routes' weights — so the real lifecycle reads exactly what a replica would write. Error rates and
-latencies per version are set by the test to create regressions.
+latencies per version are set by the test to create regressions, including one that only shows
+when the candidate takes all routed traffic (``Behaviour.error_rate_at_full_weight``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class Behaviour:
     error_rate: float = 0.0
     latency_ms: float = 4.0
     flip_rate: float = 0.0  # shadow: share of paired requests whose top-1 class differs
+    # As the candidate at 100% (the last canary step, a blue/green bake): a regression that only
+    # appears under full load, where production gets no routed traffic to compare with.
+    error_rate_at_full_weight: float | None = None
 
 
 @dataclass
@@ -85,16 +89,29 @@ class FakeWorker:
         shadow_copies = 0
         if routes.shadow and routes.shadow in ready and routes.shadow_fraction_bp:
             shadow_copies = round(split[routes.production] * routes.shadow_fraction_bp / 10_000)
+        full = routes.candidate if to_candidate == n else None
         for version, routed in split.items():
-            self._add(now, version, routed, routed, 0)
+            self._add(now, version, routed, routed, 0, full_weight=version == full)
         if shadow_copies and routes.shadow:
             self._add(now, routes.shadow, shadow_copies, 0, shadow_copies)
 
-    def _add(self, now: int, version: str, requests: int, routed: int, pairs: int) -> None:
+    def _add(
+        self,
+        now: int,
+        version: str,
+        requests: int,
+        routed: int,
+        pairs: int,
+        *,
+        full_weight: bool = False,
+    ) -> None:
         if requests == 0:
             return
         how = self.behaviour.get(version, Behaviour())
-        errors = round(requests * how.error_rate)
+        rate = how.error_rate
+        if full_weight and how.error_rate_at_full_weight is not None:
+            rate = how.error_rate_at_full_weight
+        errors = round(requests * rate)
         buckets = [0] * len(LATENCY_BUCKETS_MS)
         buckets[latency_bucket(how.latency_ms)] = requests
         bins = [0] * SCORE_BINS

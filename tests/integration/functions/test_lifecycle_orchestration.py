@@ -70,6 +70,15 @@ def transitions(host: Host, version: str) -> list[tuple[str | None, str | None]]
     ]
 
 
+def route_events_naming(host: Host, version: str) -> list[Any]:
+    """Traffic changes whose new routes name ``version`` (in any slot)."""
+    return [
+        e
+        for e in host.services.registry.history(MODEL)
+        if e.kind == "routes" and version in (e.to_value or "")
+    ]
+
+
 def send(host: Host, instance_id: str, action: str, reason: str = "") -> None:
     asyncio.run(
         host.client.raise_event(
@@ -119,6 +128,9 @@ def test_first_version_is_validated_evaluated_and_promoted(host: Host, data: Dat
     assert record.signature is not None and record.signature.inputs[0].name == "input"
     report = host.services.store.get_report(MODEL, "1.0.0", "evaluation")
     assert report["outcome"] == "passed" and report["candidate"]["accuracy"] > 0.9
+    # DESIGN §5: P = w1·T + w2·R + w3·E in every report; no production version to score here.
+    assert set(report["composite"]) == {"candidate"}
+    assert report["composite"]["candidate"]["P"] > 0
 
 
 def test_patch_goes_through_canary_steps_and_is_promoted(
@@ -143,7 +155,15 @@ def test_patch_goes_through_canary_steps_and_is_promoted(
     canary = host.services.store.get_report(MODEL, "1.0.1", "canary")
     assert [s["weight_bp"] for s in canary["steps"] if s["verdict"] == "continue"]
     assert canary["steps"][-1]["verdict"] == "promote"
+    assert {s["kind"] for s in canary["steps"]} == {"canary"}
+    # The composite score of both versions is in every report (DESIGN §5), evaluation included.
+    evaluation = host.services.store.get_report(MODEL, "1.0.1", "evaluation")
+    for report in (canary, evaluation):
+        assert report["composite"]["candidate"]["P"] > 0
+        assert report["composite"]["production"]["P"] > 0
     assert "P" in canary["steps"][-1]["composite"]["candidate"]
+    # Below 100% production is judged on its own traffic in the same window.
+    assert canary["steps"][0]["baseline"]["source"] == "same_window"
 
 
 def test_corrupt_upload_is_rejected_with_a_clear_reason(host: Host, data: Data) -> None:
@@ -280,6 +300,50 @@ def test_second_version_waits_for_the_first_to_finish(
     registry = host.services.registry
     assert registry.get_routes(MODEL).production == "1.0.2"
     assert registry.get_version(MODEL, "1.0.1").stage is Stage.SUPERSEDED
+    # The second waited in evaluating and entered canary only after the first had left it.
+    entered = next(
+        e.at
+        for e in registry.history(MODEL, "1.0.2")
+        if (e.from_value, e.to_value) == ("evaluating", "canary")
+    )
+    left = next(
+        e.at
+        for e in registry.history(MODEL, "1.0.1")
+        if (e.from_value, e.to_value) == ("canary", "production")
+    )
+    assert left <= entered
+    assert transitions(host, "1.0.2")[-2:] == [("evaluating", "canary"), ("canary", "production")]
+
+
+def test_second_version_is_refused_when_the_slot_stays_busy(
+    host: Host, data: Data, worker: FakeWorker
+) -> None:
+    seed_production(host, data)
+    slow = {**FAST, "window_s": 60.0, "check_interval_s": 20.0}
+    first = start(
+        host, "1.0.1", upload(host.services, "1.0.1", sample_models.better_digits(data[0])), slow
+    )
+    host.wait_status(first, lambda s: s["stage"] == "canary" and s["weight_bp"] == 5000)
+    impatient = {**FAST, "slot_wait_timeout_s": 0.6}
+    second = run(host, "1.0.2", sample_models.better_digits(data[0]), impatient)
+
+    assert second["outcome"] == "rejected", second
+    assert second["reason"].startswith("waited 0.6s for 1.0.1 to finish its rollout")
+    assert "only one version of a model may be in shadow or canary at a time" in second["reason"]
+    registry = host.services.registry
+    record = registry.get_version(MODEL, "1.0.2")
+    assert record.stage is Stage.REJECTED and record.reason == second["reason"]
+    assert transitions(host, "1.0.2")[-1] == ("evaluating", "rejected")
+    # The first rollout's traffic was never touched by the refused one.
+    routes = registry.get_routes(MODEL)
+    assert (routes.production, routes.candidate, routes.candidate_weight_bp) == (
+        "1.0.0",
+        "1.0.1",
+        5000,
+    )
+    assert route_events_naming(host, "1.0.2") == []
+    send(host, first, "abort", "test over")
+    assert host.wait_done(first)["outcome"] == "rolled_back"
 
 
 def test_replica_that_never_warms_times_out_and_rolls_back(
@@ -293,6 +357,23 @@ def test_replica_that_never_warms_times_out_and_rolls_back(
     assert "not warm after" in out["reason"] and "sim-1" in out["reason"]
     routes = host.services.registry.get_routes(MODEL)
     assert (routes.production, routes.candidate, routes.candidate_weight_bp) == ("1.0.0", None, 0)
+    record = host.services.registry.get_version(MODEL, "1.0.1")
+    assert record.stage is Stage.ROLLED_BACK and record.reason == out["reason"]
+    moves = transitions(host, "1.0.1")
+    assert moves[-2:] == [("evaluating", "canary"), ("canary", "rolled_back")]
+    # It was only ever named at 0% (pre-warm), never given traffic, and then taken off.
+    candidate_weights = [
+        json.loads(e.to_value or "{}")["candidate_weight_bp"]
+        for e in host.services.registry.history(MODEL)
+        if e.kind == "routes" and json.loads(e.to_value or "{}")["candidate"] == "1.0.1"
+    ]
+    assert candidate_weights == [0]
+    report = host.services.store.get_report(MODEL, "1.0.1", "canary")
+    assert (report["outcome"], report["reason"], report["steps"]) == (
+        "rolled_back",
+        out["reason"],
+        [],
+    )
 
 
 def test_minor_version_shadows_before_canary(host: Host, data: Data, worker: FakeWorker) -> None:
@@ -302,9 +383,23 @@ def test_minor_version_shadows_before_canary(host: Host, data: Data, worker: Fak
     assert out["outcome"] == "production", out
     moves = transitions(host, "1.1.0")
     assert ("evaluating", "shadow") in moves and ("shadow", "canary") in moves
-    assert "shadow" in {
-        s["kind"] for s in host.services.store.get_report(MODEL, "1.1.0", "canary")["steps"]
-    }
+    store = host.services.store
+    assert sorted(store.list_reports(MODEL, "1.1.0")) == [
+        "canary.json",
+        "canary.png",
+        "evaluation.json",
+        "shadow.json",
+        "shadow.png",
+    ]
+    shadow, canary = (
+        store.get_report(MODEL, "1.1.0", "shadow"),
+        store.get_report(MODEL, "1.1.0", "canary"),
+    )
+    assert (shadow["stage"], shadow["outcome"]) == ("shadow", "passed")
+    assert (canary["stage"], canary["outcome"]) == ("canary", "promoted")
+    assert shadow["steps"] and {s["kind"] for s in shadow["steps"]} == {"shadow"}
+    assert canary["steps"] and {s["kind"] for s in canary["steps"]} == {"canary"}
+    assert shadow["composite"]["candidate"]["P"] > 0 and shadow["composite"]["production"]["P"] > 0
 
 
 def test_major_version_needs_approval(host: Host, data: Data, worker: FakeWorker) -> None:
@@ -316,6 +411,77 @@ def test_major_version_needs_approval(host: Host, data: Data, worker: FakeWorker
 
     send(host, instance, "approve")
     assert host.wait_done(instance)["outcome"] == "production"
+
+
+def test_approval_without_shadow_times_out_and_is_rejected(
+    host: Host, data: Data, worker: FakeWorker
+) -> None:
+    seed_production(host, data)
+    # A patch has no shadow phase; the policy asks for an approve all the same.
+    policy = {**FAST, "approval_required": True, "approval_timeout_s": 0.5}
+    out = run(host, "1.0.1", sample_models.better_digits(data[0]), policy)
+
+    # It never took traffic, so it ends rejected (DESIGN §3), not rolled back.
+    assert out == {
+        "outcome": "rejected",
+        "stage": "rejected",
+        "reason": "no approval within 0.5s (policy approval_required)",
+    }
+    registry = host.services.registry
+    assert registry.get_version(MODEL, "1.0.1").reason == out["reason"]
+    assert transitions(host, "1.0.1")[-2:] == [
+        ("validating", "evaluating"),
+        ("evaluating", "rejected"),
+    ]
+    routes = registry.get_routes(MODEL)
+    assert (routes.production, routes.candidate, routes.shadow) == ("1.0.0", None, None)
+    assert route_events_naming(host, "1.0.1") == []
+
+
+@pytest.mark.parametrize(("action", "label"), [("rollback", "rolled back"), ("abort", "aborted")])
+def test_major_version_without_shadow_stopped_while_awaiting_approval_is_rejected(
+    host: Host, data: Data, worker: FakeWorker, action: str, label: str
+) -> None:
+    seed_production(host, data)
+    sha = upload(host.services, "2.0.0", sample_models.better_digits(data[0]))
+    instance = start(host, "2.0.0", sha, {**FAST, "shadow": False})
+    waiting = host.wait_status(
+        instance, lambda s: str(s.get("waiting_for", "")).startswith("approval")
+    )
+    assert waiting["stage"] == "evaluating"
+
+    send(host, instance, action, "wrong export")
+    out = host.wait_done(instance)
+
+    assert out == {
+        "outcome": "rejected",
+        "stage": "rejected",
+        "reason": f"{label} by operator alice: wrong export",
+    }
+    registry = host.services.registry
+    last = registry.history(MODEL, "2.0.0")[-1]
+    assert (last.from_value, last.to_value, last.actor, last.reason) == (
+        "evaluating",
+        "rejected",
+        "alice",
+        out["reason"],
+    )
+    routes = registry.get_routes(MODEL)
+    assert (routes.production, routes.candidate, routes.shadow) == ("1.0.0", None, None)
+    assert route_events_naming(host, "2.0.0") == []
+
+
+def test_major_version_without_shadow_is_approved_then_canaried(
+    host: Host, data: Data, worker: FakeWorker
+) -> None:
+    seed_production(host, data)
+    sha = upload(host.services, "2.0.0", sample_models.better_digits(data[0]))
+    instance = start(host, "2.0.0", sha, {**FAST, "shadow": False})
+    host.wait_status(instance, lambda s: str(s.get("waiting_for", "")).startswith("approval"))
+    send(host, instance, "approve")
+
+    assert host.wait_done(instance)["outcome"] == "production"
+    assert transitions(host, "2.0.0")[-2:] == [("evaluating", "canary"), ("canary", "production")]
 
 
 def test_repeated_starts_never_run_a_second_lifecycle(host: Host, data: Data) -> None:
@@ -377,6 +543,54 @@ def test_blue_green_switches_all_traffic_at_once(
         if e.kind == "routes" and json.loads(e.to_value or "{}")["candidate"] == "1.0.1"
     ]
     assert candidate_weights == [0, 10_000]  # pre-warm, then everything at once
+
+
+def test_error_regression_only_at_full_weight_rolls_back(
+    host: Host, data: Data, worker: FakeWorker
+) -> None:
+    seed_production(host, data)
+    # Healthy at 50%; fails 30% of requests once it takes all traffic.
+    worker.behaviour["1.0.1"] = Behaviour(error_rate_at_full_weight=0.3)
+    out = run(host, "1.0.1", sample_models.better_digits(data[0]))
+
+    assert out["outcome"] == "rolled_back", out
+    assert out["reason"].startswith("canary at 100%: candidate error rate 30.0%")
+    assert "production baseline: its own traffic during step 1 (50%)" in out["reason"]
+    routes = host.services.registry.get_routes(MODEL)
+    assert (routes.production, routes.candidate, routes.candidate_weight_bp) == ("1.0.0", None, 0)
+    assert transitions(host, "1.0.1")[-1] == ("canary", "rolled_back")
+    report = host.services.store.get_report(MODEL, "1.0.1", "canary")
+    assert report["outcome"] == "rolled_back" and report["reason"] == out["reason"]
+    half = [s for s in report["steps"] if s["weight_bp"] == 5000]
+    last = report["steps"][-1]
+    assert half[-1]["verdict"] == "continue"  # healthy at 50%, judged on the same window
+    assert {s["baseline"]["source"] for s in half} == {"same_window"}
+    assert (last["weight_bp"], last["verdict"]) == (10_000, "rollback")
+    # The report says what production was compared with, and it carries production's numbers.
+    assert last["baseline"]["source"] == "earlier_steps"
+    assert last["baseline"]["requests"] == last["production"]["requests"] > 0
+    assert last["composite"]["production"]["P"] < last["composite"]["candidate"]["P"]
+
+
+def test_blue_green_bake_regression_rolls_back(host: Host, data: Data, worker: FakeWorker) -> None:
+    seed_production(host, data)
+    worker.behaviour["1.0.1"] = Behaviour(error_rate_at_full_weight=0.3)
+    out = run(
+        host,
+        "1.0.1",
+        sample_models.better_digits(data[0]),
+        {**FAST, "strategy": "blue_green", "bake_s": 1.0},
+    )
+
+    assert out["outcome"] == "rolled_back", out
+    assert out["reason"].startswith("canary at 100%: candidate error rate 30.0%")
+    assert "production baseline: its traffic in the" in out["reason"]
+    registry = host.services.registry
+    assert registry.get_routes(MODEL).production == "1.0.0"
+    assert registry.get_version(MODEL, "1.0.0").stage is Stage.PRODUCTION
+    assert transitions(host, "1.0.1")[-1] == ("canary", "rolled_back")
+    last = host.services.store.get_report(MODEL, "1.0.1", "canary")["steps"][-1]
+    assert last["baseline"]["source"] == "before_switch"
 
 
 def test_ab_test_waits_for_an_operator_decision(host: Host, data: Data, worker: FakeWorker) -> None:

@@ -18,11 +18,14 @@ from lepton.shared.canary import (
     CanaryDecision,
     CanaryThresholds,
     Verdict,
+    composite_from_parts,
     composite_score,
     decide_canary_step,
     error_rate_evidence,
+    json_safe,
     mann_whitney_from_buckets,
     p95_from_buckets,
+    production_reference,
     sample_ratio_mismatch,
 )
 from lepton.shared.errors import InvalidInput, InvalidPolicy
@@ -373,6 +376,24 @@ def test_composite_score_by_hand() -> None:
     assert score["P"] == pytest.approx(0.95)
 
 
+def test_composite_from_parts_is_the_formula_the_rollup_score_uses() -> None:
+    # Offline evaluation scores from raw parts; it must agree with the live-traffic score.
+    by_hand = composite_from_parts(50.0, 500.0, 0.02, weights=(0.5, 0.2, 0.3))
+    r = WindowRollup(
+        "digits", "1.0.0", "*", 0, 300, requests=1000, routed_requests=1000, errors=20,
+        rows=4000, latency_buckets=buckets_of([40.0] * 1000), compute_ms=2000.0,
+    )  # fmt: skip
+    assert by_hand == composite_score(r, weights=(0.5, 0.2, 0.3))
+    with pytest.raises(InvalidPolicy, match="composite weights"):
+        composite_from_parts(1.0, 1.0, 0.0, weights=(0.0, 0.0, 0.0))
+
+
+def test_json_safe_turns_non_finite_numbers_into_null() -> None:
+    idle = composite_score(WindowRollup("digits", "1.0.0", "*", 0, 300))
+    text = json.dumps(json_safe({"idle": idle, "inf": math.inf, "n": (1, np.int64(2))}))
+    assert json.loads(text) == {"idle": dict.fromkeys(idle), "inf": None, "n": [1, 2]}
+
+
 def test_composite_score_of_an_idle_version_is_nan_not_an_error() -> None:
     idle = WindowRollup("digits", "1.0.0", "*", 0, 300)
     assert math.isnan(composite_score(idle)["P"])
@@ -522,3 +543,28 @@ def test_full_weight_step_promotes_without_fresh_production_traffic() -> None:
     assert decide(failing, earlier_prod, weight_bp=10_000, final_step=True).verdict is (
         Verdict.ROLLBACK
     )
+
+
+def test_production_reference_uses_the_baseline_only_at_full_weight() -> None:
+    window = rollup("1.0.0", requests=900)
+    earlier = rollup("1.0.0", requests=5000, routed=5000)
+    # Below 100% production is measured in the same window, the fairest comparison.
+    assert production_reference(window, earlier, weight_bp=5000) is window
+    # At 100% production has no routed traffic: the earlier totals are what it is judged on.
+    assert production_reference(None, earlier, weight_bp=10_000) is earlier
+    pinned = rollup("1.0.0", requests=3, routed=0)
+    assert production_reference(pinned, earlier, weight_bp=10_000) is earlier
+    # A baseline without requests proves nothing; the window (if any) is all there is.
+    empty = rollup("1.0.0", requests=0)
+    assert production_reference(pinned, empty, weight_bp=10_000) is pinned
+    assert production_reference(None, None, weight_bp=10_000) is None
+
+
+def test_a_regression_at_full_weight_is_caught_only_with_a_baseline() -> None:
+    failing = rollup("1.1.0", requests=800, errors=240)
+    no_traffic = decide(failing, production_reference(None, None, weight_bp=10_000), 10_000)
+    assert no_traffic.verdict is Verdict.CONTINUE  # nothing to compare with: cannot fail
+    earlier = rollup("1.0.0", requests=800, routed=800)
+    judged = decide(failing, production_reference(None, earlier, weight_bp=10_000), 10_000)
+    assert judged.verdict is Verdict.ROLLBACK
+    assert "vs production 0% (0/800)" in judged.reason

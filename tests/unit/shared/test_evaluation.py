@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,12 @@ from onnx import TensorProto, helper, numpy_helper
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 from lepton.dev import sample_models
+from lepton.shared.canary import composite_from_parts
 from lepton.shared.errors import InvalidDataset
 from lepton.shared.evaluation import (
     ShardResult,
     evaluate_shard,
+    evaluation_composite,
     gate_evaluation,
     merge_shards,
     roc_auc,
@@ -153,3 +157,65 @@ def test_gate() -> None:
     nan = gate_evaluation(summary(0.95, 0.95, 1.0, nonfinite=3), None, gate)
     assert not nan.passed and "non-finite outputs on 3 rows" in nan.reason
     assert gate_evaluation(summary(0.5, 0.5, 9.0), None, gate).passed  # first version
+
+
+def test_the_latency_gate_reads_full_batches_not_a_shards_short_tail() -> None:
+    # Three full 32-row batches at 12 ms and a 2-row tail at 0.8 ms: the tail says nothing
+    # about the model's cost, and must not make a 12x slower model look as fast as production.
+    result = ShardResult(
+        Task.CLASSIFICATION,
+        98,
+        confusion=((98,),),
+        batch_latency_ms=(12.0, 12.5, 13.0, 0.8),
+        batch_rows=(32, 32, 32, 2),
+    )
+    assert summarize(result)["latency_ms"]["min"] == 12.0
+    slow = gate_evaluation(summarize(result), summary(0.95, 0.95, 1.0), EvaluationGate())
+    assert not slow.passed and "batch latency rose from 1.000 ms to 12.000 ms" in slow.reason
+
+
+def test_the_slow_demo_model_fails_the_latency_gate_on_real_shards(
+    tmp_path: Path, digits: Any
+) -> None:
+    train, test = digits
+    summaries = []
+    for data in (sample_models.better_digits(train), sample_models.slow_digits(train)):
+        path = model_file(tmp_path, data)
+        # Two shards, as the demo's policy runs it: each ends with a short batch.
+        shards = [
+            evaluate_shard(path, test.x, test.y, task=Task.CLASSIFICATION, shard=i, shards=2)
+            for i in range(2)
+        ]
+        assert {r for s in shards for r in s.batch_rows} != {32}  # the short tails are there
+        summaries.append(summarize(merge_shards(shards)))
+    gate = gate_evaluation(summaries[1], summaries[0], EvaluationGate())
+    assert not gate.passed and "batch latency rose" in gate.reason
+
+
+def test_evaluation_composite_by_hand() -> None:
+    result = ShardResult(
+        Task.CLASSIFICATION,
+        64,
+        nonfinite=2,
+        batch_latency_ms=(10.0, 30.0),
+        batch_rows=(32, 32),
+    )
+    score = evaluation_composite(result, (0.5, 0.2, 0.3))
+    # p95 of (10, 30) = 29 ms → T = 0.29; 40 ms / 64 rows · 1000 = 625 ms per 1k → R = 0.625;
+    # 2 of 64 rows non-finite → E = 3.125; the same formula the canary reports use.
+    assert score == composite_from_parts(29.0, 625.0, 2 / 64, weights=(0.5, 0.2, 0.3))
+    assert score["P"] == pytest.approx(0.5 * 0.29 + 0.2 * 0.625 + 0.3 * 3.125)
+    assert math.isnan(evaluation_composite(ShardResult(Task.REGRESSION, 0), (1, 0, 0))["P"])
+
+
+def test_evaluation_composite_ranks_a_nan_emitting_model_worse(tmp_path: Path, digits: Any) -> None:
+    train, test = digits
+    good = evaluate_shard(
+        model_file(tmp_path, sample_models.better_digits(train)), test.x, test.y,
+        task=Task.CLASSIFICATION, shard=0, shards=1,
+    )  # fmt: skip
+    weights = (0.5, 0.2, 0.3)
+    clean = evaluation_composite(good, weights)
+    assert clean["E"] == 0 and clean["P"] > 0
+    broken = replace(good, nonfinite=good.rows // 10)
+    assert evaluation_composite(broken, weights)["P"] > clean["P"]

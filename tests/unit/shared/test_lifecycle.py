@@ -42,6 +42,16 @@ def test_happy_path_and_failure_paths_are_allowed() -> None:
     assert check_transition(Stage.SUPERSEDED, Stage.PRODUCTION) is Stage.PRODUCTION
 
 
+def test_a_version_stopped_before_traffic_is_rejected_not_rolled_back() -> None:
+    # DESIGN §3: rejected ends validation/evaluation, rolled_back ends shadow/canary. A version
+    # aborted or left unapproved in evaluating never took traffic, so it has nothing to roll
+    # back; the orchestrator rejects it and the state machine keeps refusing the other edge.
+    assert check_transition(Stage.EVALUATING, Stage.REJECTED) is Stage.REJECTED
+    with pytest.raises(IllegalTransition, match="from 'evaluating' to 'rolled_back'"):
+        check_transition(Stage.EVALUATING, Stage.ROLLED_BACK)
+    assert check_transition(Stage.SHADOW, Stage.ROLLED_BACK) is Stage.ROLLED_BACK
+
+
 def test_illegal_transition_names_what_is_allowed() -> None:
     with pytest.raises(IllegalTransition, match="allowed from 'registered': rejected, validating"):
         check_transition(Stage.REGISTERED, Stage.PRODUCTION)

@@ -20,6 +20,7 @@ from lepton.shared.policy import (
 def test_defaults() -> None:
     policy = resolve_policy()
     assert policy.steps_bp == DEFAULT_STEPS_BP == (100, 500, 2500, 5000, 10_000)
+    assert policy.composite_weights.as_tuple() == (0.5, 0.2, 0.3)
     assert policy.strategy is Strategy.CANARY
     assert policy.thresholds.min_requests == 200
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 from lepton.shared.metrics import LATENCY_BUCKETS_MS, WindowRollup, latency_bucket
 from lepton.shared.reports import (
     bucket_percentile_ms,
@@ -60,3 +63,16 @@ def test_canary_plot_is_a_png_and_report_has_the_envelope() -> None:
         "digits", "1.0.1", "canary", outcome="promoted", reason="ok", body={"steps": steps}
     )
     assert report["schema"] == 1 and report["steps"] == steps and report["outcome"] == "promoted"
+
+
+def test_report_is_strict_json_with_nan_and_inf_as_null() -> None:
+    body = {"composite": {"candidate": {"P": math.nan, "T": math.inf}}, "steps": [(1, 2)]}
+    report = stage_report("digits", "1.0.1", "shadow", outcome="passed", reason="ok", body=body)
+    assert report["composite"] == {"candidate": {"P": None, "T": None}}
+    assert json.loads(json.dumps(report, allow_nan=False))["steps"] == [[1, 2]]
+
+
+def test_plot_tolerates_missing_numbers_and_names_its_stage() -> None:
+    steps = [{"step": 0, "weight_bp": 0, "candidate": {"error_rate": None}, "production": {}}]
+    png = canary_plot_png("digits", "1.1.0", steps, stage="shadow")
+    assert png.startswith(b"\x89PNG")
