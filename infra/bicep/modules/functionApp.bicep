@@ -173,6 +173,16 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'LEPTON_CACHE_DIR'
           value: '/tmp/lepton-cache'
         }
+        {
+          // Metric rollups older than this are deleted (DESIGN §8): a week, in hours.
+          name: 'LEPTON_METRICS_RETENTION_HOURS'
+          value: '168'
+        }
+        {
+          // NCRONTAB (with seconds) of the retention timer function: at minute 0 of every hour.
+          name: 'LEPTON_METRICS_RETENTION_SCHEDULE'
+          value: '0 0 * * * *'
+        }
       ]
     }
   }

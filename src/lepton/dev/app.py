@@ -1,9 +1,10 @@
-"""What the local stack hosts: the Functions app's routes, blob trigger, orchestrator, activities.
+"""What the local stack hosts: the Functions app's routes, blob trigger, timers, orchestrator and
+activities, and its telemetry setup.
 
 :class:`HostedApp` is the seam between the stack and the app. :func:`functions_app` builds it from
-``lepton.functions`` (the same table of HTTP routes, the same blob trigger handler and the same
-durable registrations that ``function_app.py`` uses in Azure); tests of the stack's own plumbing
-build a small one instead.
+``lepton.functions`` (the same table of HTTP routes, the same blob trigger and timer handlers, the
+same durable registrations and the same telemetry setup that ``function_app.py`` uses in Azure);
+tests of the stack's own plumbing build a small one instead.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from durabletask.client import TaskHubGrpcClient
 from durabletask.worker import TaskHubGrpcWorker
 
 from lepton.dev.eventgrid import BlobCreated
-from lepton.dev.host import RouteSpec
+from lepton.dev.host import RouteSpec, TimerSpec
 from lepton.shared.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 BlobHandler = Callable[[BlobCreated, Any], Awaitable[None]]
+# How often the stack runs each timer function: hourly, the default schedule in Azure.
+LOCAL_TIMER_INTERVAL_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ class HostedApp:
     # Builds the app's services from a storage connection string and a cache folder.
     make_services: Callable[[str, Any], Any] | None = None
     install_services: Callable[[Any], None] = field(default=lambda services: None)
+    # Timer functions by their Functions name; the stack's host runs them periodically.
+    timers: Mapping[str, TimerSpec] = field(default_factory=dict)
+    # The app's OpenTelemetry setup, run before any part starts.
+    configure_telemetry: Callable[[], object] = field(default=lambda: None)
 
 
 def _attr(module: str, *names: str) -> Any:
@@ -67,13 +74,22 @@ def _app_functions() -> list[Any]:
     return [builder.build() for builder in bp._function_builders]
 
 
-def blob_trigger_names() -> list[str]:
-    """Functions names of the app's blob triggers (the webhook's ``functionName`` uses them)."""
+def _trigger_names(trigger_type: str, functions: list[Any] | None = None) -> list[str]:
     return [
         f.get_function_name()
-        for f in _app_functions()
-        if any(b.type == "blobTrigger" for b in f.get_bindings())
+        for f in (_app_functions() if functions is None else functions)
+        if any(b.type == trigger_type for b in f.get_bindings())
     ]
+
+
+def blob_trigger_names(functions: list[Any] | None = None) -> list[str]:
+    """Functions names of the app's blob triggers (the webhook's ``functionName`` uses them)."""
+    return _trigger_names("blobTrigger", functions)
+
+
+def timer_trigger_names(functions: list[Any] | None = None) -> list[str]:
+    """Functions names of the app's timer triggers (the stack must run every one of them)."""
+    return _trigger_names("timerTrigger", functions)
 
 
 def functions_app() -> HostedApp:
@@ -81,17 +97,36 @@ def functions_app() -> HostedApp:
     # Imported here, not at the top: the CLI's other commands never load the Functions app.
     from lepton.functions.client import DurableTaskLifecycleClient
     from lepton.functions.http_api import ROUTES
-    from lepton.functions.services import Services, set_services
-    from lepton.shared.settings import ModelStoreSettings, StorageSettings
+    from lepton.functions.retention import METRICS_RETENTION_TIMER, expire_metric_rollups
+    from lepton.functions.services import Services, configure_app_telemetry, set_services
+    from lepton.shared.settings import (
+        MetricsRetentionSettings,
+        ModelStoreSettings,
+        StorageSettings,
+    )
 
     handle = _attr("lepton.functions.blob_trigger", "handle_model_blob")
     register = _attr("lepton.functions.local", "register_durabletask")
     resume = _attr("lepton.functions.local", "resume_active_lifecycles")
-    names = blob_trigger_names()
+    functions = _app_functions()
+    names = blob_trigger_names(functions)
     if len(names) != 1:
         raise ConfigurationError(
             f"the Functions app registers {len(names)} blob triggers ({names}); the local stack "
             "hosts exactly one (models/)"
+        )
+
+    retention = MetricsRetentionSettings.from_env()
+    timers = {
+        METRICS_RETENTION_TIMER: TimerSpec(
+            lambda services: expire_metric_rollups(services, retention), LOCAL_TIMER_INTERVAL_S
+        )
+    }
+    app_timers = sorted(timer_trigger_names(functions))
+    if app_timers != sorted(timers):
+        raise ConfigurationError(
+            f"the Functions app has timer functions {app_timers}, the local stack runs "
+            f"{sorted(timers)}; update lepton.dev.app"
         )
 
     async def on_model_blob(event: BlobCreated, client: Any) -> None:
@@ -111,4 +146,6 @@ def functions_app() -> HostedApp:
         resume=resume,
         make_services=make_services,
         install_services=set_services,
+        timers=timers,
+        configure_telemetry=configure_app_telemetry,
     )

@@ -1,17 +1,23 @@
-"""A local Functions host: serves the app's HTTP routes and blob webhook over starlette.
+"""A local Functions host: serves the app's HTTP routes and blob webhook over starlette, and runs
+its timer functions.
 
 It hosts the Functions app's own handlers rather than copying their logic: each ``ROUTES`` entry
 becomes ``/api/<route>`` and every request is converted to ``azure.functions.HttpRequest`` (route
 parameters included) and the handler's ``HttpResponse`` back, as the Functions host does. The Event
 Grid blob webhook (``POST /runtime/webhooks/blobs?functionName=Host.Functions.<name>``) answers the
 subscription-validation handshake and hands each ``BlobCreated`` event to the registered blob
-trigger. Keys are not checked locally, as with Core Tools.
+trigger. Keys are not checked locally, as with Core Tools. :class:`TimerRunner` runs the app's
+timer functions on a fixed interval (the Functions host's NCRONTAB schedules are not evaluated
+here: the app's timers are idempotent housekeeping, not time-of-day jobs).
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import azure.functions as func
@@ -32,6 +38,7 @@ from lepton.dev.logs import part_logger
 from lepton.shared.errors import InvalidInput, LeptonError
 
 _log = part_logger("api")
+_timer_log = part_logger("timers")
 
 HttpHandler = Callable[[func.HttpRequest, Any], Awaitable[func.HttpResponse]]
 BlobTrigger = Callable[[BlobCreated], Awaitable[None]]
@@ -177,3 +184,53 @@ def build_host_app(
         Route("/admin/host/status", health, methods=["GET"]),
     ]
     return Starlette(routes=routes)
+
+
+@dataclass(frozen=True)
+class TimerSpec:
+    """A timer function as the local host runs it: once at start, then every ``interval_s``."""
+
+    run: Callable[[Any], object]  # gets the app's services, like the Functions binding does
+    interval_s: float
+
+
+class TimerRunner:
+    """Runs timer functions on one background thread until :meth:`stop`.
+
+    Each runs once at start (a stack started after a long pause catches up at once) and then
+    every interval after its last run ended. A failing run is logged and the next one is still
+    on time, as on the Functions host.
+    """
+
+    def __init__(self, timers: Mapping[str, TimerSpec], services: Any) -> None:
+        self._timers = dict(timers)
+        self._services = services
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="timers", daemon=True)
+
+    def start(self) -> TimerRunner:
+        if self._timers:
+            self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        due = dict.fromkeys(self._timers, time.monotonic())
+        while not self._stop.is_set():
+            for name, spec in self._timers.items():
+                if self._stop.is_set() or due[name] > time.monotonic():
+                    continue
+                try:
+                    spec.run(self._services)
+                except Exception:
+                    _timer_log.exception("timer %s failed; next run in %gs", name, spec.interval_s)
+                due[name] = time.monotonic() + spec.interval_s
+            self._stop.wait(max(0.0, min(due.values()) - time.monotonic()))

@@ -1,11 +1,12 @@
 """The local stack: every part of Lepton in one process tree, started and stopped in order.
 
-Start: check every port → Azurite (data under ``<data>/azurite``) → storage layout → the
-in-memory durabletask backend and a worker running the app's orchestrator and activities → the
-local Functions host (``/api``, the blob webhook, the durable status API) → the inference worker
-subprocess → the reconciler (restarts lifecycles of versions left in a non-terminal stage: the
-in-memory backend forgets orchestrations on restart) → the blob watcher. Stop runs the same list
-backwards, and a part that fails to start stops those already running.
+Start: the app's telemetry → check every port → Azurite (data under ``<data>/azurite``) → storage
+layout → the in-memory durabletask backend and a worker running the app's orchestrator and
+activities → the local Functions host (``/api``, the blob webhook, the durable status API, and the
+app's timer functions, run periodically since no Functions host schedules them) → the inference
+worker subprocess → the reconciler (restarts lifecycles of versions left in a non-terminal stage:
+the in-memory backend forgets orchestrations on restart) → the blob watcher. Stop runs the same
+list backwards, and a part that fails to start stops those already running.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lepton.dev.app import PROJECT_ROOT, HostedApp
 from lepton.dev.azurite import Azurite
 from lepton.dev.durable_http import durable_routes
 from lepton.dev.eventgrid import WEBHOOK_PATH, function_key
-from lepton.dev.host import build_host_app
+from lepton.dev.host import TimerRunner, build_host_app
 from lepton.dev.logs import part_logger
 from lepton.dev.ports import check_ports_free
 from lepton.dev.server import ServerThread
@@ -107,6 +108,8 @@ class LocalStack:
 
     def _start(self) -> None:
         s = self.settings
+        # First, so every part's spans (lifecycle transitions included) are exported.
+        self.app.configure_telemetry()
         check_ports_free(s.ports())
         data = s.data_dir.resolve()
         data.mkdir(parents=True, exist_ok=True)
@@ -161,8 +164,20 @@ class LocalStack:
             extra_routes=durable_routes(client),
         )
         server = ServerThread(host_app, HOST, s.api_port).start()
-        self._started("HTTP API", server.stop)
-        _log.info("Functions host on %s (%d routes)", s.api_url, len(self.app.specs))
+        timers = TimerRunner(self.app.timers, self.services).start()
+
+        def stop_host() -> None:
+            timers.stop()  # a timer run in progress finishes before its host goes
+            server.stop()
+
+        # One part, as in Azure: the Functions host serves the routes and runs the timers.
+        self._started("HTTP API", stop_host)
+        _log.info(
+            "Functions host on %s (%d routes, timers: %s)",
+            s.api_url,
+            len(self.app.specs),
+            ", ".join(self.app.timers) or "none",
+        )
 
         if s.start_worker:
             spec = WorkerSpec(HOST, s.worker_port, env=self.worker_env())

@@ -1,9 +1,11 @@
-"""The Durable Functions blueprint: lifecycle orchestrator, activities, HTTP routes, blob trigger.
+"""The Durable Functions blueprint: lifecycle orchestrator, activities, HTTP routes, blob trigger
+and the metric-retention timer.
 
 Registration only: every function here adapts a binding to code elsewhere (the orchestrator body,
 the :data:`~lepton.functions.activities.ACTIVITIES` table, the :data:`~lepton.functions.http_api.
-ROUTES` table, :func:`~lepton.functions.blob_trigger.handle_model_blob`). Annotations are set as
-real types (not strings) because the Functions worker reads them to pick binding converters.
+ROUTES` table, :func:`~lepton.functions.blob_trigger.handle_model_blob`,
+:func:`~lepton.functions.retention.expire_metric_rollups`). Annotations are set as real types (not
+strings) because the Functions worker reads them to pick binding converters.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from lepton.functions.blob_trigger import handle_model_blob
 from lepton.functions.client import AzureLifecycleClient
 from lepton.functions.http_api import ROUTES, Route
 from lepton.functions.orchestrator import lifecycle
+from lepton.functions.retention import METRICS_RETENTION_TIMER, expire_metric_rollups
 from lepton.functions.services import get_services
+from lepton.shared.settings import MetricsRetentionSettings
 
 bp = df.Blueprint()
 
@@ -77,4 +81,19 @@ bp.function_name("model_blob")(
         connection="AzureWebJobsStorage",
         source=func.BlobSource.EVENT_GRID,
     )(bp.durable_client_input(client_name="client")(model_blob))
+)
+
+
+# Read at import: the worker indexes functions when it loads this module, so the schedule must be
+# known then (a bad value fails the app's start with the setting's name, not a silent default).
+_retention = MetricsRetentionSettings.from_env()
+
+
+def metrics_retention(timer: func.TimerRequest) -> None:
+    expire_metric_rollups(get_services(), _retention)
+
+
+metrics_retention.__annotations__ = {"timer": func.TimerRequest, "return": None}
+bp.function_name(METRICS_RETENTION_TIMER)(
+    bp.timer_trigger(arg_name="timer", schedule=_retention.schedule)(metrics_retention)
 )

@@ -5,6 +5,8 @@ Two adapters: :class:`AzureLifecycleClient` over Durable Functions' ``DurableOrc
 ``TaskHubGrpcClient`` (the local stack; calls run in a thread). :func:`start_lifecycle` is the
 one idempotent way to start: it derives the instance id from model, version and sha256 and never
 starts a second orchestration while one exists for that upload.
+:func:`start_lifecycle_with_overrides` (the HTTP start) also keeps the run's policy overrides on
+the version row, where the restart reconciler finds them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from durabletask.internal import orchestrator_service_pb2 as pb
 from lepton.functions import names
 from lepton.functions.instance import lifecycle_instance_id
 from lepton.functions.orchestrator import LifecycleInput
+from lepton.shared.model_store import StoredModel
+from lepton.shared.registry import Registry
 
 # Runtime statuses after which the same instance id may run again (e.g. after a host crash).
 RESTARTABLE = frozenset({"Failed", "Terminated"})
@@ -83,6 +87,43 @@ async def start_lifecycle(client: LifecycleClient, request: LifecycleInput) -> S
             raise
         started = False
     return Started(instance_id, started)
+
+
+async def start_lifecycle_with_overrides(
+    client: LifecycleClient,
+    registry: Registry,
+    upload: StoredModel,
+    *,
+    overrides: dict[str, Any],
+    actor: str,
+) -> Started:
+    """Start like :func:`start_lifecycle`, keeping the run's policy overrides on the version row.
+
+    The local stack's in-memory durable backend forgets orchestration inputs on restart, and the
+    reconciler resumes each unfinished version from its registry row, so the overrides of an HTTP
+    start have to live there too. The version is registered first (idempotent per content; a
+    different file under the same version is refused here, before anything runs) so the row
+    exists before the orchestration does. The overrides are written only when this call started
+    the run: a start that found a lifecycle already running leaves that run's overrides alone,
+    and of two racing starts only the winner writes. (A crash between the start and the write
+    loses only the overrides: the reconciler then resumes with the manifest's policy.)
+    """
+    await asyncio.to_thread(
+        registry.register_version,
+        upload.model,
+        upload.version,
+        sha256=upload.sha256,
+        size=upload.size,
+        blob_path=upload.path,
+        actor=actor,
+    )
+    request = LifecycleInput(upload.model, upload.version, upload.sha256, overrides, actor)
+    started = await start_lifecycle(client, request)
+    if started.started:
+        await asyncio.to_thread(
+            registry.annotate, upload.model, upload.version, policy_overrides=overrides
+        )
+    return started
 
 
 def _status_name(raw: Any) -> str:

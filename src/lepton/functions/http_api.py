@@ -17,9 +17,8 @@ from typing import Any, Literal
 import azure.functions as func
 
 from lepton.functions import names
-from lepton.functions.client import LifecycleClient, start_lifecycle
+from lepton.functions.client import LifecycleClient, start_lifecycle_with_overrides
 from lepton.functions.http_errors import json_response, mapped
-from lepton.functions.orchestrator import LifecycleInput
 from lepton.functions.services import Services, get_services
 from lepton.shared.errors import Conflict, InvalidInput, InvalidRoutes, ModelNotFound
 from lepton.shared.policy import resolve_policy
@@ -131,16 +130,11 @@ async def start(req: func.HttpRequest, client: LifecycleClient) -> func.HttpResp
     body = _body(req)
     overrides = body.get("policy") or {}
     resolve_policy(overrides)  # refuse a bad override now, with a 400, not inside the run
-    stored = await _io(_services().store.stat_model, model, version)
-    started = await start_lifecycle(
-        client,
-        LifecycleInput(
-            model,
-            version,
-            stored.sha256,
-            overrides,
-            _text(body, "actor", "api"),
-        ),
+    actor = _text(body, "actor", "api")
+    services = _services()
+    stored = await _io(services.store.stat_model, model, version)
+    started = await start_lifecycle_with_overrides(
+        client, services.registry, stored, overrides=overrides, actor=actor
     )
     return client.check_status_response(req, started.instance_id)
 

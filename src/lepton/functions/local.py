@@ -3,7 +3,8 @@
 :func:`register_durabletask` registers the same orchestrator body and activity table the
 Functions app uses on a ``TaskHubGrpcWorker``; :func:`resume_active_lifecycles` is the restart
 reconciler: every version in a non-terminal stage whose orchestration is missing or failed (the
-in-memory backend forgets everything on restart) gets its lifecycle started again, and the
+in-memory backend forgets everything on restart) gets its lifecycle started again, with the policy
+overrides its run was started with (kept on the version row by the HTTP start), and the
 orchestrator picks up from the version's stored stage.
 """
 
@@ -52,9 +53,10 @@ async def resume_active_lifecycles(services: Services, client: LifecycleClient) 
         for record in await asyncio.to_thread(registry.list_versions, model):
             if record.stage not in ACTIVE_STAGES:
                 continue
-            started = await start_lifecycle(
-                client, LifecycleInput(model, record.version, record.sha256, {}, "reconciler")
+            request = LifecycleInput(
+                model, record.version, record.sha256, record.policy_overrides, "reconciler"
             )
+            started = await start_lifecycle(client, request)
             if started.started:
                 resumed.append(started.instance_id)
     return resumed

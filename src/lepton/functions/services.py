@@ -1,7 +1,8 @@
 """The composition of storage-backed services the bindings use, built once from the environment.
 
 Bindings call :func:`get_services`; tests (and the local stack) install their own with
-:func:`set_services` instead of patching anything.
+:func:`set_services` instead of patching anything. :func:`configure_app_telemetry` is the app's
+OpenTelemetry setup, called by ``function_app.py`` and by the local stack that hosts the app.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from lepton.shared.model_store import BlobModelStore
 from lepton.shared.registry import TableRegistry
 from lepton.shared.settings import ModelStoreSettings, StorageSettings
 from lepton.shared.storage import blob_service, table_service
+from lepton.shared.telemetry import Telemetry, TelemetrySettings, configure_telemetry
 from lepton.shared.workers import WorkerDirectory
+
+# service.name of the Functions app's traces and metrics (the worker reports as lepton-gpuworker).
+TELEMETRY_SERVICE_NAME = "lepton-functions"
 
 
 @dataclass(frozen=True)
@@ -59,3 +64,12 @@ def set_services(services: Services | None) -> None:
     global _services  # noqa: PLW0603 - tests and the local stack install their own
     with _lock:
         _services = services
+
+
+def configure_app_telemetry() -> Telemetry:
+    """The app's OpenTelemetry: exported to Azure Monitor when its connection string is set.
+
+    Lifecycle transitions are spans (:mod:`lepton.functions.rollout`); without this call they
+    would go to OpenTelemetry's no-op provider. Safe to call again: the first setup stays.
+    """
+    return configure_telemetry(TelemetrySettings.from_env(TELEMETRY_SERVICE_NAME))

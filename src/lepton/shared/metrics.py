@@ -4,6 +4,8 @@ One row per (model, window, version, replica) in the ``metrics`` table, Partitio
 replica upserts its row for the current window as it accumulates (idempotent, off the request
 path); the lifecycle sums the rows of a window across replicas. Latency is kept as counts over
 fixed histogram buckets so windows and replicas add up exactly and rank tests run on the buckets.
+Windows older than the retention are deleted by a timer (:func:`expire_rollups`), so the table
+does not grow without bound.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from lepton.shared.names import SemVer, validate_model_name
 from lepton.shared.storage import METRICS_TABLE
@@ -50,6 +52,8 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = (
 SCORE_BINS = 10
 # Bounded reservoir of paired shadow latency differences kept per window and replica.
 MAX_PAIRED_SAMPLES = 256
+# Most operations one entity-group transaction may carry (Azure Table storage's limit).
+_MAX_BATCH = 100
 
 
 def latency_bucket(ms: float) -> int:
@@ -194,16 +198,51 @@ class MetricsStore:
     def delete_older_than(self, model: str, cutoff: int) -> int:
         """Delete windows that started before ``cutoff``; returns how many rows went."""
         validate_model_name(model)
-        rows = list(
-            self._table.query_entities(
-                "PartitionKey eq @pk and RowKey lt @hi",
-                parameters={"pk": model, "hi": f"{cutoff:012d}"},
-                select=["PartitionKey", "RowKey"],
-            )
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey lt @hi",
+            parameters={"pk": model, "hi": f"{cutoff:012d}"},
+            select=["PartitionKey", "RowKey"],
         )
+        deleted = 0
+        batch: list[dict[str, Any]] = []
+        # One partition per model, so rows go in entity-group transactions: an hour of rollups
+        # from many replicas is a few requests, not one per row. Deleting while paging is safe:
+        # the continuation token names the next key, not an offset.
         for row in rows:
-            self._table.delete_entity(row["PartitionKey"], row["RowKey"])
+            batch.append({"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"]})
+            if len(batch) == _MAX_BATCH:
+                deleted += self._delete(batch)
+                batch = []
+        if batch:
+            deleted += self._delete(batch)
+        return deleted
+
+    def _delete(self, rows: list[dict[str, Any]]) -> int:
+        try:
+            self._table.submit_transaction([("delete", row) for row in rows])
+        except TableTransactionError:
+            # A row went in between (a concurrent pruner): a transaction is all or nothing, so
+            # delete one by one; deleting a missing entity is not an error.
+            for row in rows:
+                self._table.delete_entity(row["PartitionKey"], row["RowKey"])
         return len(rows)
+
+
+def expire_rollups(
+    store: MetricsStore, models: Iterable[str], *, now: float, retention_s: float
+) -> dict[str, int]:
+    """Delete every model's windows that started more than ``retention_s`` before ``now``.
+
+    Returns the rows deleted per model (models with none left out). The retention timer calls it
+    with the registry's models: workers write rollups only for registered versions.
+    """
+    cutoff = int(now - retention_s)
+    deleted: dict[str, int] = {}
+    for model in models:
+        count = store.delete_older_than(model, cutoff)
+        if count:
+            deleted[model] = count
+    return deleted
 
 
 def sum_rollups(rows: Iterable[WindowRollup]) -> WindowRollup | None:

@@ -64,6 +64,10 @@ class ModelVersion:
     instance_id: str | None = None
     reason: str = ""
     sequence: int = 0  # number of transitions so far; keys this version's audit events
+    # The policy overrides its lifecycle was started with (HTTP start body): kept here because
+    # the local stack's durable backend forgets orchestration inputs, and the restart
+    # reconciler must resume the run with the policy it was given.
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
     etag: str = field(default="", compare=False)
 
     @property
@@ -83,6 +87,7 @@ class ModelVersion:
             "signature": self.signature.to_json() if self.signature else None,
             "evaluation": self.evaluation,
             "instance_id": self.instance_id,
+            "policy_overrides": self.policy_overrides,
             "reason": self.reason,
         }
 

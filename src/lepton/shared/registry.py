@@ -85,6 +85,7 @@ class Registry(Protocol):
         signature: Signature | None = ...,
         evaluation: dict[str, Any] | None = ...,
         instance_id: str | None = ...,
+        policy_overrides: dict[str, Any] | None = ...,
     ) -> ModelVersion: ...
 
     def get_routes(self, model: str) -> Routes: ...
@@ -150,6 +151,7 @@ def _version_from_entity(entity: dict[str, Any]) -> ModelVersion:
         instance_id=entity.get("InstanceId") or None,
         reason=entity.get("Reason", ""),
         sequence=int(entity.get("Sequence", 0)),
+        policy_overrides=json.loads(entity.get("PolicyOverrides") or "{}"),
         etag=entity.metadata["etag"] if hasattr(entity, "metadata") else "",
     )
 
@@ -328,8 +330,10 @@ class TableRegistry:
         signature: Signature | None = None,
         evaluation: dict[str, Any] | None = None,
         instance_id: str | None = None,
+        policy_overrides: dict[str, Any] | None = None,
     ) -> ModelVersion:
-        """Attach metadata (signature, evaluation summary, orchestration id) to a version."""
+        """Attach metadata (signature, evaluation summary, orchestration id and the policy
+        overrides of its run) to a version; ``{}`` overrides clear those of an earlier run."""
         patch: dict[str, Any] = {}
         if signature is not None:
             patch["Signature"] = json.dumps(signature.to_json())
@@ -337,6 +341,8 @@ class TableRegistry:
             patch["Evaluation"] = json.dumps(evaluation, sort_keys=True)
         if instance_id is not None:
             patch["InstanceId"] = instance_id
+        if policy_overrides is not None:
+            patch["PolicyOverrides"] = json.dumps(policy_overrides, sort_keys=True)
         for _ in range(_ANNOTATE_ATTEMPTS):
             current = self.get_version(model, version)
             if not patch:

@@ -16,6 +16,8 @@ from pathlib import Path
 from lepton.shared.errors import ConfigurationError
 
 STORAGE_CONNECTION = "AzureWebJobsStorage"
+METRICS_RETENTION_HOURS = "LEPTON_METRICS_RETENTION_HOURS"
+METRICS_RETENTION_SCHEDULE = "LEPTON_METRICS_RETENTION_SCHEDULE"
 _MIB = 1024 * 1024
 
 # Every environment variable Lepton reads, so the Bicep test can check the template sets them.
@@ -30,6 +32,8 @@ APP_SETTING_NAMES: tuple[str, ...] = (
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "LEPTON_MAX_MODEL_BYTES",
     "LEPTON_CACHE_DIR",
+    METRICS_RETENTION_HOURS,
+    METRICS_RETENTION_SCHEDULE,
 )
 
 
@@ -96,3 +100,42 @@ class ModelStoreSettings:
             raise ConfigurationError(f"LEPTON_MAX_MODEL_BYTES must be positive, got {limit}")
         cache = env.get("LEPTON_CACHE_DIR", "").strip()
         return cls(max_model_bytes=limit, cache_dir=Path(cache) if cache else cls.cache_dir)
+
+
+@dataclass(frozen=True)
+class MetricsRetentionSettings:
+    """How long metric rollups are kept, and when the timer function deletes older windows.
+
+    The retention must outlast the longest evidence a lifecycle reads back: a canary step sums
+    the windows since its weight changed (window x (1 + max extensions)), and reports are written
+    from them at the step's end; a week is far beyond any default policy.
+    """
+
+    retention_hours: int = 7 * 24
+    # NCRONTAB with a seconds field, the only form a Flex Consumption timer accepts: hourly.
+    schedule: str = "0 0 * * * *"
+
+    @property
+    def retention_s(self) -> int:
+        return self.retention_hours * 3600
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MetricsRetentionSettings:
+        env = os.environ if env is None else env
+        raw = env.get(METRICS_RETENTION_HOURS, "").strip()
+        try:
+            hours = int(raw) if raw else cls.retention_hours
+        except ValueError:
+            raise ConfigurationError(
+                f"{METRICS_RETENTION_HOURS} must be a whole number of hours, got {raw!r}"
+            ) from None
+        if hours < 1:
+            raise ConfigurationError(f"{METRICS_RETENTION_HOURS} must be at least 1, got {hours}")
+        schedule = " ".join(env.get(METRICS_RETENTION_SCHEDULE, "").split()) or cls.schedule
+        if len(schedule.split(" ")) != 6:
+            raise ConfigurationError(
+                f"{METRICS_RETENTION_SCHEDULE} must be an NCRONTAB expression with six fields "
+                f"(second minute hour day month day-of-week, e.g. {cls.schedule!r} for hourly), "
+                f"got {schedule!r}"
+            )
+        return cls(retention_hours=hours, schedule=schedule)

@@ -2,11 +2,14 @@
 
 Tracer and meter providers are always installed (spans and metrics are cheap and tests can read
 them); the Azure Monitor exporter is added only when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is
-set, so local runs and tests need no Azure and raise no error.
+set, so local runs and tests need no Azure and raise no error. OpenTelemetry allows one global
+provider per process and ignores a second one, so a provider someone else installed first (a
+host's own OpenTelemetry setup, a test) is adopted rather than shadowed by one no span reaches.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -20,6 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 APPINSIGHTS_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+_log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _configured: Telemetry | None = None
 
@@ -49,7 +53,15 @@ def configure_telemetry(settings: TelemetrySettings) -> Telemetry:
         if _configured is not None:
             return _configured
         resource = Resource.create({"service.name": settings.service_name})
-        tracer_provider = TracerProvider(resource=resource)
+        installed_tracer = trace.get_tracer_provider()
+        installed_meter = metrics.get_meter_provider()
+        tracer_provider = (
+            installed_tracer
+            if isinstance(installed_tracer, TracerProvider)
+            else TracerProvider(resource=resource)
+        )
+        # Readers are fixed when a meter provider is built: an installed one keeps its own.
+        adopt_meter = isinstance(installed_meter, MeterProvider)
         readers: list[MetricReader] = []
         if settings.connection_string:
             from azure.monitor.opentelemetry.exporter import (
@@ -62,14 +74,24 @@ def configure_telemetry(settings: TelemetrySettings) -> Telemetry:
                     AzureMonitorTraceExporter(connection_string=settings.connection_string)
                 )
             )
-            readers.append(
-                PeriodicExportingMetricReader(
-                    AzureMonitorMetricExporter(connection_string=settings.connection_string)
+            if adopt_meter:
+                _log.warning(
+                    "a meter provider was installed before Lepton's telemetry: Lepton's metrics "
+                    "reach its readers, not the Azure Monitor exporter"
                 )
-            )
-        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-        trace.set_tracer_provider(tracer_provider)
-        metrics.set_meter_provider(meter_provider)
+            else:
+                readers.append(
+                    PeriodicExportingMetricReader(
+                        AzureMonitorMetricExporter(connection_string=settings.connection_string)
+                    )
+                )
+        if isinstance(installed_meter, MeterProvider):
+            meter_provider = installed_meter
+        else:
+            meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+            metrics.set_meter_provider(meter_provider)
+        if tracer_provider is not installed_tracer:
+            trace.set_tracer_provider(tracer_provider)
         _configured = Telemetry(tracer_provider, meter_provider, bool(settings.connection_string))
         return _configured
 

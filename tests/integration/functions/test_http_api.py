@@ -215,3 +215,43 @@ def test_blob_trigger_starts_once_and_ignores_other_blobs(
         e for e in host.services.registry.history(MODEL, "1.0.0") if e.kind == "registered"
     ]
     assert len(registered) == 1
+
+
+def test_start_keeps_its_policy_on_the_version_and_a_repeat_start_changes_nothing(
+    host: Host, train: sample_models.Dataset
+) -> None:
+    upload(host.services, "1.0.0", sample_models.better_digits(train))
+    _, started, _ = call(
+        host, "start_lifecycle", {"policy": FAST, "actor": "ci"}, model=MODEL, version="1.0.0"
+    )
+    # Recorded for the restart reconciler (the local durable backend forgets inputs).
+    assert host.services.registry.get_version(MODEL, "1.0.0").policy_overrides == FAST
+    other = {**FAST, "bake_s": 9.0}
+    _, again, _ = call(host, "start_lifecycle", {"policy": other}, model=MODEL, version="1.0.0")
+    assert again["id"] == started["id"]
+    host.wait_done(started["id"])
+    _, detail, _ = call(host, "version_detail", model=MODEL, version="1.0.0")
+    # The repeat start found the lifecycle and started nothing: the run's policy stays.
+    assert detail["version"]["policy_overrides"] == FAST
+    registered = [
+        e for e in host.services.registry.history(MODEL, "1.0.0") if e.kind == "registered"
+    ]
+    assert [(e.actor, e.to_value) for e in registered] == [("ci", "registered")]
+
+
+def test_start_of_a_changed_file_under_a_registered_version_is_refused(
+    host: Host, train: sample_models.Dataset
+) -> None:
+    upload(host.services, "1.0.0", sample_models.better_digits(train))
+    _, started, _ = call(host, "start_lifecycle", {"policy": FAST}, model=MODEL, version="1.0.0")
+    host.wait_done(started["id"])
+    # Replaced behind Lepton's back (the model store itself refuses this): versions are immutable.
+    container = host.services.store._models
+    container.upload_blob(
+        f"{MODEL}/1.0.0/model.onnx", sample_models.linear_digits(train), overwrite=True
+    )
+    status, body, _ = call(host, "start_lifecycle", {"policy": FAST}, model=MODEL, version="1.0.0")
+    assert (status, body["error"]) == (409, "version_conflict")
+    assert "already registered with different content" in body["message"]
+    record = host.services.registry.get_version(MODEL, "1.0.0")
+    assert (record.stage.value, record.instance_id) == ("production", started["id"])

@@ -266,3 +266,21 @@ def test_concurrent_route_writers_conflict_instead_of_overwriting(storage: Stora
             reason="stale writer",
         )
     assert reg.get_routes("digits").candidate_weight_bp == 100
+
+
+def test_policy_overrides_of_a_run_round_trip_and_are_replaced_by_the_next_run(
+    storage: Storage,
+) -> None:
+    reg = TableRegistry(storage.tables)
+    _register(reg, "1.0.0")
+    assert reg.get_version("digits", "1.0.0").policy_overrides == {}
+    overrides = {"steps_bp": [5000, 10000], "thresholds": {"min_requests": 40}}
+    reg.annotate("digits", "1.0.0", policy_overrides=overrides)
+    _advance(reg, "1.0.0", Stage.VALIDATING)  # transitions leave the run's metadata alone
+    record = reg.get_version("digits", "1.0.0")
+    assert record.policy_overrides == overrides
+    assert record.to_json()["policy_overrides"] == overrides
+    reg.annotate("digits", "1.0.0", instance_id="run-2")
+    assert reg.get_version("digits", "1.0.0").policy_overrides == overrides
+    reg.annotate("digits", "1.0.0", policy_overrides={})  # a run without overrides clears them
+    assert reg.get_version("digits", "1.0.0").policy_overrides == {}
