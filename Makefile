@@ -6,8 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+# The peer server the worker benchmark compares against (KServe), in its own venv: it pins
+# fastapi/pydantic/uvicorn versions of its own that must not touch .venv.
+PEER_VENV := .venv-peer
+PEER_STAMP := $(PEER_VENV)/.installed
 
-.PHONY: install run test lint format bench demo clean
+.PHONY: install run test lint format bench bench-peer-env demo clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -36,11 +40,24 @@ format: install
 	$(BIN)/ruff format src tests bench function_app.py
 	$(BIN)/ruff check --fix src tests bench function_app.py
 
-bench: install
-	$(BIN)/python -m bench
+# The worker benchmark drives load with wrk (C, event-driven): a Python client would be the
+# bottleneck. Installed from Debian's packages when missing and we are root (CI, dev boxes).
+$(PEER_STAMP): Makefile
+	@test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	# Same ONNX Runtime and numpy as .venv, so both servers run the same kernels.
+	$(PEER_VENV)/bin/python -m pip install --quiet kserve==0.21.0 onnxruntime==1.32.0 numpy==2.4.6
+	@touch $@
+
+bench-peer-env: $(PEER_STAMP)
+
+bench: install $(PEER_STAMP)
+	@command -v wrk >/dev/null || { test "$$(id -u)" = 0 && apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| { echo "make bench needs wrk: sudo apt-get install wrk"; exit 1; }
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 demo: install
 	$(BIN)/lepton demo
 
 clean:
-	rm -rf .lepton .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .lepton .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -33,7 +33,7 @@ from lepton.dev.api_client import (
     ApiError,
     LeptonApi,
 )
-from lepton.dev.app import functions_app
+from lepton.dev.app import PROJECT_ROOT, functions_app
 from lepton.dev.demo import run_demo_cli
 from lepton.dev.logs import configure_logging
 from lepton.dev.ports import check_ports_free
@@ -556,9 +556,22 @@ def infer(
 
 
 @app.command()
-def bench() -> None:
+def bench(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Benchmarks to run: worker, canary, lifecycle, scale (default: all)."),
+    ] = None,
+    *,
+    quick: Annotated[bool, typer.Option(help="Shorter runs (noisier figures).")] = False,
+) -> None:
     """Run the benchmarks (`python -m bench`) and print their figures."""
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "bench"]))
+    if not (PROJECT_ROOT / "bench" / "__main__.py").exists():
+        raise _fail(
+            "the benchmarks live in the source checkout (bench/); run `make bench` from a clone"
+        )
+    args = [*(names or []), *(["--quick"] if quick else [])]
+    # From the checkout's root, so `bench` imports whatever directory the command was run in.
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", *args], cwd=PROJECT_ROOT))
 
 
 @app.command()
