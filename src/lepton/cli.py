@@ -412,52 +412,29 @@ def _operate(
 Reason = Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
 
 
-@app.command()
-def approve(
-    model: str,
-    version: str,
-    reason: Reason = "",
-    api_url: ApiUrl = DEFAULT_API_URL,
-    key: ApiKey = None,
-) -> None:
-    """Approve a version waiting for approval (major versions)."""
-    _operate("approve", model, version, reason=reason, api_url=api_url, key=key)
+def _operator_command(action: str, summary: str) -> None:
+    """Register ``lepton <action> MODEL VERSION``: one durable external event to the lifecycle."""
+
+    def command(
+        model: str,
+        version: str,
+        reason: Reason = "",
+        api_url: ApiUrl = DEFAULT_API_URL,
+        key: ApiKey = None,
+    ) -> None:
+        _operate(action, model, version, reason=reason, api_url=api_url, key=key)
+
+    command.__doc__ = summary
+    app.command(name=action)(command)
 
 
-@app.command()
-def promote(
-    model: str,
-    version: str,
-    reason: Reason = "",
-    api_url: ApiUrl = DEFAULT_API_URL,
-    key: ApiKey = None,
-) -> None:
-    """Promote a version in rollout to production now."""
-    _operate("promote", model, version, reason=reason, api_url=api_url, key=key)
-
-
-@app.command()
-def rollback(
-    model: str,
-    version: str,
-    reason: Reason = "",
-    api_url: ApiUrl = DEFAULT_API_URL,
-    key: ApiKey = None,
-) -> None:
-    """Roll a version back: traffic off it, stage rolled_back."""
-    _operate("rollback", model, version, reason=reason, api_url=api_url, key=key)
-
-
-@app.command()
-def abort(
-    model: str,
-    version: str,
-    reason: Reason = "",
-    api_url: ApiUrl = DEFAULT_API_URL,
-    key: ApiKey = None,
-) -> None:
-    """Abort a version's lifecycle."""
-    _operate("abort", model, version, reason=reason, api_url=api_url, key=key)
+for _action, _summary in (
+    ("approve", "Approve a version waiting for approval (major versions)."),
+    ("promote", "Promote a version in rollout to production now."),
+    ("rollback", "Roll a version back: traffic off it, stage rolled_back."),
+    ("abort", "Abort a version's lifecycle."),
+):
+    _operator_command(_action, _summary)
 
 
 @app.command()

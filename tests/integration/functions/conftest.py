@@ -4,6 +4,7 @@ backend, activities against the session's Azurite, models built on the spot for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import socket
 import time
@@ -83,14 +84,15 @@ def digits_data() -> tuple[sample_models.Dataset, sample_models.Dataset]:
     return sample_models.digits()
 
 
-@pytest.fixture
-def host(storage: Storage, tmp_path: Path) -> Iterator[Host]:
+@contextlib.contextmanager
+def durable_host(services: Services) -> Iterator[Host]:
+    """One life of the durable part (backend, worker, client) on free ports; gone on exit.
+
+    The local stack's restart is two of these in turn on the same storage: the in-memory
+    backend forgets every orchestration when it stops.
+    """
     port = free_port()
     backend = create_test_backend(port=port)
-    services = Services.from_settings(
-        storage.settings, ModelStoreSettings(cache_dir=tmp_path / "cache")
-    )
-    set_services(services)  # the HTTP handlers use the process-wide services
     worker = TaskHubGrpcWorker(host_address=f"localhost:{port}")
     register_durabletask(worker, services)
     worker.start()
@@ -102,6 +104,18 @@ def host(storage: Storage, tmp_path: Path) -> Iterator[Host]:
         grpc_client.close()
         backend.stop(grace=None)
         backend.reset()
+
+
+@pytest.fixture
+def host(storage: Storage, tmp_path: Path) -> Iterator[Host]:
+    services = Services.from_settings(
+        storage.settings, ModelStoreSettings(cache_dir=tmp_path / "cache")
+    )
+    set_services(services)  # the HTTP handlers use the process-wide services
+    try:
+        with durable_host(services) as running:
+            yield running
+    finally:
         set_services(None)
 
 

@@ -8,7 +8,6 @@ reconciler restarts each version left in a non-terminal stage.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,20 +15,17 @@ from typing import Any
 
 import azure.functions as func
 import pytest
-from durabletask.client import TaskHubGrpcClient
-from durabletask.testing import create_test_backend
-from durabletask.worker import TaskHubGrpcWorker
 
 from lepton.dev import sample_models
-from lepton.functions.client import DurableTaskLifecycleClient, start_lifecycle
+from lepton.functions.client import start_lifecycle
 from lepton.functions.http_api import ROUTES
-from lepton.functions.local import register_durabletask, resume_active_lifecycles
+from lepton.functions.local import resume_active_lifecycles
 from lepton.functions.orchestrator import LifecycleInput
 from lepton.functions.services import Services, set_services
 from lepton.shared.lifecycle import Stage
 from lepton.shared.settings import ModelStoreSettings
 from tests.conftest import Storage
-from tests.integration.functions.conftest import FAST, MODEL, Host, free_port, upload
+from tests.integration.functions.conftest import FAST, MODEL, Host, durable_host, upload
 from tests.integration.functions.fakeworker import FakeWorker
 
 pytestmark = pytest.mark.azurite
@@ -43,24 +39,6 @@ POLICY: dict[str, Any] = {
     "window_s": 3.0,
     "check_interval_s": 1.0,
 }
-
-
-@contextlib.contextmanager
-def durable_host(services: Services) -> Iterator[Host]:
-    """One life of the local stack's durable part: backend, worker, client; gone on exit."""
-    port = free_port()
-    backend = create_test_backend(port=port)
-    worker = TaskHubGrpcWorker(host_address=f"localhost:{port}")
-    register_durabletask(worker, services)
-    worker.start()
-    grpc_client = TaskHubGrpcClient(host_address=f"localhost:{port}")
-    try:
-        yield Host(services, grpc_client, DurableTaskLifecycleClient(grpc_client))
-    finally:
-        worker.stop()
-        grpc_client.close()
-        backend.stop(grace=None)
-        backend.reset()
 
 
 @pytest.fixture
