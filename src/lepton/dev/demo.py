@@ -58,9 +58,9 @@ def demo_policy(window_s: float = 4.0) -> dict[str, Any]:
         # Canary latencies here are 0.3-8 ms of HTTP + batching on a shared 2-core machine, judged
         # on histogram buckets whose neighbours differ by up to 2x; two equally fast versions
         # showed p95 ratios up to 6 (a new version's first batches of each size are slower).
-        # Without an absolute latency floor in the canary thresholds, the ratio is set high here;
-        # v1.3.0's compute is 20-260x slower and the evaluation gate (same batches, no HTTP)
-        # rejects it on latency before it gets any traffic.
+        # The default 1 ms floor (min_p95_latency_delta_ms) does not cover jitter of that size,
+        # so the ratio is set high here; v1.3.0's compute is 20-380x slower and the evaluation
+        # gate (same full batches, no HTTP) rejects it on latency before it gets any traffic.
         "thresholds": {
             "min_requests": 40,
             "max_psi": 1000.0,

@@ -82,6 +82,9 @@ class CanaryThresholds:
     max_error_rate_ratio: float = 1.5  # tolerated candidate/production error-rate ratio
     max_error_rate_delta: float = 0.005  # absolute tolerance: 0 vs 0.1% is not a rollback
     max_p95_latency_ratio: float = 1.5
+    # ...and slower by at least this much at p95: a 3x ratio on 0.1 ms is scheduler jitter,
+    # not a regression (the evaluation gate has the same floor, min_latency_delta_ms).
+    min_p95_latency_delta_ms: float = 1.0
     latency_alpha: float = 0.01
     min_requests: int = 200  # per version per step; fewer → insufficient_evidence
     srm_alpha: float = 0.001  # sample-ratio-mismatch chi-square level
@@ -109,6 +112,12 @@ class CanaryThresholds:
             raise InvalidPolicy(
                 f"thresholds.max_p95_latency_ratio must be ≥ 1 (e.g. 1.5 = 50% slower), got "
                 f"{self.max_p95_latency_ratio!r}"
+            )
+        _check_number("min_p95_latency_delta_ms", self.min_p95_latency_delta_ms)
+        if self.min_p95_latency_delta_ms < 0:
+            raise InvalidPolicy(
+                f"thresholds.min_p95_latency_delta_ms must be ≥ 0 (milliseconds; 0 = ratio only), "
+                f"got {self.min_p95_latency_delta_ms!r}"
             )
         if isinstance(self.min_requests, bool) or not isinstance(self.min_requests, int):
             raise InvalidPolicy(
@@ -438,22 +447,30 @@ def _p95_ratio(cand_p95: float, prod_p95: float) -> float:
 def latency_checks(
     candidate: WindowRollup, production: WindowRollup, thresholds: CanaryThresholds
 ) -> tuple[dict[str, Any], str | None]:
-    """Latency statistics, and a rollback reason when both the p95 ratio and MWU say slower."""
+    """Latency statistics, and a rollback reason when the p95 ratio, its absolute difference and
+    Mann-Whitney all say slower."""
     cand_p95 = p95_from_buckets(candidate.latency_buckets)
     prod_p95 = p95_from_buckets(production.latency_buckets)
     ratio = _p95_ratio(cand_p95, prod_p95)
+    delta = cand_p95 - prod_p95  # NaN or inf propagate; NaN compares false below
     u, p = mann_whitney_from_buckets(candidate.latency_buckets, production.latency_buckets)
     checks = {
         "candidate_p95_ms": cand_p95,
         "production_p95_ms": prod_p95,
         "p95_ratio": ratio,
+        "p95_delta_ms": delta,
         "latency_mwu_u": u,
         "latency_mwu_p": p,
     }
-    if ratio > thresholds.max_p95_latency_ratio and p < thresholds.latency_alpha:
+    if (
+        ratio > thresholds.max_p95_latency_ratio
+        and delta > thresholds.min_p95_latency_delta_ms
+        and p < thresholds.latency_alpha
+    ):
         return checks, (
             f"candidate p95 latency {cand_p95:g} ms vs production {prod_p95:g} ms (ratio "
-            f"{ratio:.2f} > {thresholds.max_p95_latency_ratio:g}; Mann-Whitney p={p:.2g} < "
+            f"{ratio:.2f} > {thresholds.max_p95_latency_ratio:g}, +{delta:g} ms > "
+            f"{thresholds.min_p95_latency_delta_ms:g} ms; Mann-Whitney p={p:.2g} < "
             f"{thresholds.latency_alpha:g})"
         )
     return checks, None

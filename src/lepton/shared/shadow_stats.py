@@ -240,14 +240,19 @@ def decide_shadow(
     # Mann-Whitney over the histograms, which describe the same mirrored requests.
     latency_p = w_p if diffs else checks["latency_mwu_p"]
     test = "Wilcoxon" if diffs else "Mann-Whitney"
-    ratio = checks["p95_ratio"]
-    if ratio > thresholds.max_p95_latency_ratio and latency_p < thresholds.latency_alpha:
+    ratio, delta = checks["p95_ratio"], checks["p95_delta_ms"]
+    if (
+        ratio > thresholds.max_p95_latency_ratio
+        and delta > thresholds.min_p95_latency_delta_ms
+        and latency_p < thresholds.latency_alpha
+    ):
         paired = f", median paired difference {median_diff:+.2f} ms" if diffs else ""
         return CanaryDecision(
             Verdict.ROLLBACK,
             f"candidate is slower on the same requests: p95 {checks['candidate_p95_ms']:g} ms vs "
             f"{checks['production_p95_ms']:g} ms (ratio {ratio:.2f} > "
-            f"{thresholds.max_p95_latency_ratio:g}){paired} ({test} p={latency_p:.2g} < "
+            f"{thresholds.max_p95_latency_ratio:g}, +{delta:g} ms > "
+            f"{thresholds.min_p95_latency_delta_ms:g} ms){paired} ({test} p={latency_p:.2g} < "
             f"{thresholds.latency_alpha:g})",
             checks,
         )

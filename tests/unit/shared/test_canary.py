@@ -483,6 +483,23 @@ def test_latency_regression_needs_ratio_and_significance() -> None:
     assert small.verdict is Verdict.CONTINUE
 
 
+def test_a_large_ratio_on_sub_millisecond_latencies_is_not_a_regression() -> None:
+    rng = np.random.default_rng(6)
+    # 3x slower, clearly significant, but both p95s well under a millisecond: jitter, not cost.
+    prod = rollup("1.0.0", requests=9000, latencies_ms=rng.lognormal(-2.3, 0.2, 9000))
+    fast_but_slower = rollup("1.1.0", requests=1000, latencies_ms=rng.lognormal(-1.2, 0.2, 1000))
+    d = decide(fast_but_slower, prod)
+    assert d.checks["p95_ratio"] > 1.5 and d.checks["latency_mwu_p"] < 0.01
+    assert d.checks["p95_delta_ms"] < 1.0
+    assert d.verdict is Verdict.CONTINUE
+    # With the floor off, the ratio alone decides, as before.
+    floorless = decide(fast_but_slower, prod, min_p95_latency_delta_ms=0.0)
+    assert floorless.verdict is Verdict.ROLLBACK
+    assert "ms > 0 ms" in floorless.reason
+    with pytest.raises(InvalidPolicy, match="min_p95_latency_delta_ms must be ≥ 0"):
+        CanaryThresholds(min_p95_latency_delta_ms=-1.0)
+
+
 def test_canary_step_rolls_back_on_low_agreement_and_score_shift() -> None:
     flips = rollup("1.1.0", requests=1000, shadow_pairs=1000, shadow_flips=120)
     prod = rollup("1.0.0", requests=9000)
