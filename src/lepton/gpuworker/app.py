@@ -19,10 +19,10 @@ import orjson
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from lepton.gpuworker.errors import ModelNotReady
 from lepton.gpuworker.pool import SlotState
@@ -47,14 +47,19 @@ from lepton.shared.workers import WorkerDirectory
 
 log = logging.getLogger("lepton.gpuworker")
 _JSON = "application/json"
+_JSON_BYTES = _JSON.encode("latin-1")
 _SERVER_NAME = "lepton-gpuworker"
 _SERVER_VERSION = "0.1.0"
 _ids = random.Random()
 
 
-def _request_id(request: Request) -> str:
+def _new_request_id() -> str:
     # A random 128-bit hex id: as unique as uuid4 for tracing, without a syscall per request.
-    return request.headers.get("x-request-id") or f"{_ids.getrandbits(128):032x}"
+    return f"{_ids.getrandbits(128):032x}"
+
+
+def _request_id(request: Request) -> str:
+    return request.headers.get("x-request-id") or _new_request_id()
 
 
 def _json(data: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -85,8 +90,7 @@ def _noted_version(err: Exception) -> str | None:
     return None
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     too_large = PayloadTooLarge(
         f"request body is larger than {limit} bytes (LEPTON_WORKER_MAX_BODY_BYTES); send fewer "
         "rows per request or use the binary tensor extension"
@@ -99,7 +103,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     size = 0
     more = True
     while more:
-        message = await request.receive()
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunk = message.get("body", b"")
@@ -111,29 +115,64 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def build_app(runtime: WorkerRuntime) -> Starlette:
-    """The Starlette app over an already constructed runtime (started by the app's lifespan)."""
-    settings = runtime.settings
+class _Headers:
+    """Request headers looked up like Starlette's ``Headers.get`` (first occurrence wins).
 
-    async def infer(request: Request) -> Response:
-        request_id = _request_id(request)
-        model = request.path_params["model"]
-        pinned = request.path_params.get("version")
+    Built once per request from the ASGI scope (names arrive lower-cased), so each lookup is a
+    dict hit instead of a scan of the header list with a fresh lower-case key.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw: dict[bytes, bytes] = {}
+        for name, value in raw:
+            self._raw.setdefault(name, value)
+
+    def get(self, name: str) -> str | None:
+        value = self._raw.get(name.lower().encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
+
+
+class _InferEndpoint:
+    """The two infer routes as a raw ASGI app: they carry nearly all traffic.
+
+    Starlette's ``Request``, its per-request exception-handling wrapper and the ``Response``
+    object cost more than the rest of a small request's HTTP handling; this sends the same status,
+    headers (in Starlette's order: ours, then content-length, then content-type) and body
+    itself. Errors go through the ordinary :func:`_error_response`. Starlette's router still
+    matches the path, fills ``path_params`` and answers 405 for other methods.
+    """
+
+    def __init__(self, runtime: WorkerRuntime) -> None:
+        self._runtime = runtime
+        self._max_body = runtime.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self._runtime
+        headers = _Headers(scope["headers"])
+        request_id = headers.get("x-request-id") or _new_request_id()
+        params = scope["path_params"]
+        model: str = params["model"]
+        pinned: str | None = params.get("version")
+        failed: Response | None = None
         runtime.in_flight += 1
         try:
-            body = await _read_body(request, settings.max_body_bytes)
-            header_length = parse_header_length(request.headers.get(HEADER_LENGTH), len(body))
+            body = await _read_body(receive, headers.get("content-length"), self._max_body)
+            header_length = parse_header_length(headers.get(HEADER_LENGTH), len(body))
             decoded = decode_request(body, header_length)
             sticky = None
             table = runtime.tables.get(model)
             if table is not None and table.sticky_header:
-                sticky = request.headers.get(table.sticky_header)
+                sticky = headers.get(table.sticky_header)
             outcome = await runtime.infer(model, pinned, decoded, sticky)
         except Exception as err:
-            version = _noted_version(err) or pinned
-            return _error_response(err, request_id, version)
+            failed = _error_response(err, request_id, _noted_version(err) or pinned)
         finally:
             runtime.in_flight -= 1
+        if failed is not None:
+            await failed(scope, receive, send)
+            return
         payload, json_length = encode_response(
             model=model,
             version=outcome.version,
@@ -143,15 +182,27 @@ def build_app(runtime: WorkerRuntime) -> Starlette:
             requested=decoded.outputs,
             binary_output=decoded.binary_output,
         )
-        headers = {"x-request-id": request_id, "x-lepton-version": outcome.version}
-        # Starlette runs background tasks after the response is sent: the shadow starts then.
-        mirror = BackgroundTask(outcome.mirror) if outcome.mirror is not None else None
+        raw_headers = [
+            (b"x-request-id", request_id.encode("latin-1")),
+            (b"x-lepton-version", outcome.version.encode("latin-1")),
+        ]
         if json_length is None:
-            return Response(payload, headers=headers, media_type=_JSON, background=mirror)
-        headers["inference-header-content-length"] = str(json_length)
-        return Response(
-            payload, headers=headers, media_type="application/octet-stream", background=mirror
-        )
+            content_type = _JSON_BYTES
+        else:
+            raw_headers.append((b"inference-header-content-length", b"%d" % json_length))
+            content_type = b"application/octet-stream"
+        raw_headers.append((b"content-length", b"%d" % len(payload)))
+        raw_headers.append((b"content-type", content_type))
+        await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": payload})
+        if outcome.mirror is not None:
+            # After the response is sent (as a Starlette background task would): the shadow
+            # starts then, so mirroring never adds to the caller's latency.
+            await outcome.mirror()
+
+
+def build_app(runtime: WorkerRuntime) -> Starlette:
+    """The Starlette app over an already constructed runtime (started by the app's lifespan)."""
 
     async def live(request: Request) -> Response:
         return _json({"live": True})
@@ -249,6 +300,7 @@ def build_app(runtime: WorkerRuntime) -> Starlette:
         finally:
             await runtime.stop()
 
+    infer = _InferEndpoint(runtime)
     # Inference routes first: Starlette matches in order and they carry nearly all traffic.
     routes = [
         Route("/v2/models/{model}/infer", infer, methods=["POST"]),

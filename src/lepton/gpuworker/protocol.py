@@ -192,7 +192,7 @@ def encode_response(
     """The response body and, if any output is binary, the JSON header's length."""
     wanted = requested or tuple(RequestedOutput(name, binary_output) for name in order)
     entries: list[dict[str, Any]] = []
-    chunks: list[bytes] = []
+    chunks: list[memoryview] = []
     for want in wanted:
         array = np.ascontiguousarray(outputs[want.name])
         entry: dict[str, Any] = {
@@ -201,9 +201,11 @@ def encode_response(
             "shape": list(array.shape),
         }
         if want.binary:
-            raw = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-            entry["parameters"] = {"binary_data_size": len(raw)}
-            chunks.append(raw)
+            # Kept as a view of the array: the final join copies it once (tobytes() would be a
+            # second copy of what can be a large tensor).
+            little = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
+            entry["parameters"] = {"binary_data_size": little.nbytes}
+            chunks.append(little.data)
         else:
             flat = array.reshape(-1)
             entry["data"] = flat if flat.dtype != np.float16 else flat.astype(np.float32)
@@ -214,7 +216,7 @@ def encode_response(
     )
     if not chunks:
         return header, None
-    return header + b"".join(chunks), len(header)
+    return b"".join([header, *chunks]), len(header)
 
 
 def error_body(message: str, code: str) -> bytes:
