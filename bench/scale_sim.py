@@ -237,7 +237,7 @@ def version_name(i: int) -> str:
 def lifecycle(registry: TableRegistry, model: str, versions: int) -> None:
     """Every version of ``model`` through the stages and route changes a promotion makes.
 
-    The order is the lifecycle's (functions/rollout.py): a first version goes straight to
+    The order is the lifecycle's (shared/rollout.py): a first version goes straight to
     production, a later one through a canary at a weight, then production, and the previous
     production version is superseded. Every transition names ``expected_from``, as the
     orchestrator's do, so each is the conditional (ETag) write the real rollout makes.

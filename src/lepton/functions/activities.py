@@ -12,8 +12,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lepton.functions import names, rollout
+from lepton.functions import names
 from lepton.functions.services import Services
+from lepton.shared import rollout
 from lepton.shared.canary import (
     composite_score,
     decide_canary_step,

@@ -69,7 +69,7 @@ def set_services(services: Services | None) -> None:
 def configure_app_telemetry() -> Telemetry:
     """The app's OpenTelemetry: exported to Azure Monitor when its connection string is set.
 
-    Lifecycle transitions are spans (:mod:`lepton.functions.rollout`); without this call they
+    Lifecycle transitions are spans (:mod:`lepton.shared.rollout`); without this call they
     would go to OpenTelemetry's no-op provider. Safe to call again: the first setup stays.
     """
     return configure_telemetry(TelemetrySettings.from_env(TELEMETRY_SERVICE_NAME))

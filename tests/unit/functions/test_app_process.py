@@ -22,7 +22,7 @@ _PROBE = """
 import json, os, sys
 import function_app
 from opentelemetry import trace
-from lepton.functions import rollout
+from lepton.shared import rollout
 from lepton.functions.retention import METRICS_RETENTION_TIMER
 from lepton.shared import telemetry
 from lepton.shared.lifecycle import Stage

@@ -5,9 +5,8 @@ Each operation is idempotent so a retried activity converges: transitions pass `
 state, and "the previous production" is found from stages rather than from routes, which a first
 attempt may already have changed. Every stage change is an OpenTelemetry span with the model and
 version as attributes.
-
-(These are domain operations; they live here only because this area owns no new ``shared``
-module yet — see the report to the lead.)
+Domain logic, so it lives in ``lepton.shared``: the lifecycle activities in
+``lepton.functions.activities`` only decode their payloads and call these.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lepton.functions import rollout
+from lepton.shared import rollout
 from lepton.shared.errors import Conflict
 from lepton.shared.lifecycle import Stage
 from lepton.shared.records import Routes
