@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import io
 import os
 import statistics
@@ -47,11 +46,10 @@ from lepton.dev import sample_models
 from lepton.dev.azurite import Azurite, free_port
 from lepton.shared.lifecycle import Stage
 from lepton.shared.manifest import Batching, Manifest
-from lepton.shared.model_store import BlobModelStore, model_blob_path
+from lepton.shared.model_store import BlobModelStore
 from lepton.shared.registry import TableRegistry
 from lepton.shared.settings import ModelStoreSettings, StorageSettings
 from lepton.shared.storage import (
-    MODELS_CONTAINER,
     blob_service,
     ensure_layout,
     table_service,
@@ -139,15 +137,11 @@ class Lab:
     def publish(
         self, model: str, version: str, data: bytes, stage: Stage, batching: Batching | None = None
     ) -> None:
-        if batching is not None:
-            self.store.put_manifest(model, version, Manifest(batching=batching))
-        path = model_blob_path(model, version)
-        sha = hashlib.sha256(data).hexdigest()
-        # Written as BlobModelStore.upload_model lays it out (path + sha256 metadata).
-        self.blobs.get_container_client(MODELS_CONTAINER).upload_blob(
-            path, io.BytesIO(data), metadata={"sha256": sha}, overwrite=True
+        manifest = Manifest(batching=batching) if batching is not None else None
+        stored = self.store.upload_model(model, version, io.BytesIO(data), manifest)
+        self.registry.register_version(
+            model, version, sha256=stored.sha256, size=stored.size, blob_path=stored.path
         )
-        self.registry.register_version(model, version, sha256=sha, size=len(data), blob_path=path)
         steps = {
             Stage.EVALUATING: (Stage.VALIDATING, Stage.EVALUATING),
             Stage.PRODUCTION: (Stage.VALIDATING, Stage.EVALUATING, Stage.PRODUCTION),

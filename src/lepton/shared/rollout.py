@@ -103,6 +103,24 @@ def _production_versions(registry: Registry, model: str, *, besides: str) -> lis
     ]
 
 
+def _serve_only(registry: Registry, model: str, version: str, *, actor: str, reason: str) -> None:
+    """Route all traffic to ``version``: no candidate, no shadow; written only if it changes.
+
+    Comparing first keeps a retried activity from appending a second, identical route event.
+    """
+    current = registry.get_routes(model)
+    wanted = replace(
+        current,
+        production=version,
+        candidate=None,
+        candidate_weight_bp=0,
+        shadow=None,
+        shadow_fraction_bp=0,
+    )
+    if wanted.to_json() != current.to_json():
+        registry.set_routes(wanted, actor=actor, reason=reason)
+
+
 def promote(
     registry: Registry,
     model: str,
@@ -123,17 +141,7 @@ def promote(
         actor=actor,
     )
     previous = _production_versions(registry, model, besides=version)
-    current = registry.get_routes(model)
-    wanted = replace(
-        current,
-        production=version,
-        candidate=None,
-        candidate_weight_bp=0,
-        shadow=None,
-        shadow_fraction_bp=0,
-    )
-    if wanted.to_json() != current.to_json():
-        registry.set_routes(wanted, actor=actor, reason=f"promote {version}: {reason}")
+    _serve_only(registry, model, version, actor=actor, reason=f"promote {version}: {reason}")
     for old in previous:
         transition(
             registry,
@@ -201,17 +209,7 @@ def reinstate(
         reason=f"reinstated: rollback of {version}: {reason}",
         actor=actor,
     )
-    current = registry.get_routes(model)
-    wanted = replace(
-        current,
-        production=previous,
-        candidate=None,
-        candidate_weight_bp=0,
-        shadow=None,
-        shadow_fraction_bp=0,
-    )
-    if wanted.to_json() != current.to_json():
-        registry.set_routes(wanted, actor=actor, reason=f"rollback {version}: {reason}")
+    _serve_only(registry, model, previous, actor=actor, reason=f"rollback {version}: {reason}")
     record = registry.get_version(model, version)
     if record.stage is not Stage.ROLLED_BACK:
         transition(
