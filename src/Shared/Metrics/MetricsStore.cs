@@ -1,0 +1,124 @@
+using Azure;
+using Azure.Data.Tables;
+using Lepton.Shared.Storage;
+
+namespace Lepton.Shared.Metrics;
+
+/// <summary>
+/// Per-window metric rollups in the <c>metrics</c> table: one row per (model, window, version,
+/// replica), PartitionKey = model. A replica upserts its row for the current window as it
+/// accumulates (idempotent, off the request path); the lifecycle sums a window's rows across
+/// replicas; a timer deletes windows older than the retention.
+/// </summary>
+public sealed class MetricsStore(StorageClients storage)
+{
+    // Most operations one entity-group transaction may carry (Azure Table storage's limit).
+    private const int MaxBatch = 100;
+
+    private readonly TableClient _table = storage.Table(StorageLayout.MetricsTable);
+
+    private static string RowKey(WindowRollup rollup) =>
+        $"{rollup.WindowStart:D12}!{SemVer.Parse(rollup.Version).SortKey}!{rollup.Replica}";
+
+    /// <summary>Upserts one replica's rollup for one window (safe to repeat: the last write wins).</summary>
+    public async Task WriteAsync(WindowRollup rollup, CancellationToken cancellationToken = default)
+    {
+        ModelName.Validate(rollup.Model);
+        var entity = new TableEntity(rollup.Model, RowKey(rollup))
+        {
+            ["Version"] = rollup.Version,
+            ["Replica"] = rollup.Replica,
+            ["WindowStart"] = rollup.WindowStart,
+            ["Data"] = LeptonJson.Serialize(rollup),
+        };
+        await _table.UpsertEntityAsync(entity, TableUpdateMode.Replace, cancellationToken);
+    }
+
+    /// <summary>Every row of <paramref name="model"/> whose window starts in [<paramref name="start"/>, <paramref name="end"/>) (unix seconds).</summary>
+    public async Task<IReadOnlyList<WindowRollup>> ReadAsync(string model, long start, long end, CancellationToken cancellationToken = default)
+    {
+        ModelName.Validate(model);
+        var low = start.ToString("D12", System.Globalization.CultureInfo.InvariantCulture);
+        var high = end.ToString("D12", System.Globalization.CultureInfo.InvariantCulture);
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {model} and RowKey ge {low} and RowKey lt {high}");
+        var rows = new List<WindowRollup>();
+        await foreach (var entity in _table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+        {
+            rows.Add(LeptonJson.Deserialize<WindowRollup>(entity.GetString("Data")));
+        }
+        return rows;
+    }
+
+    /// <summary>Rollups of [<paramref name="start"/>, <paramref name="end"/>) summed over replicas and windows, per version.</summary>
+    public async Task<IReadOnlyDictionary<string, WindowRollup>> TotalsAsync(string model, long start, long end, CancellationToken cancellationToken = default)
+    {
+        var totals = new Dictionary<string, WindowRollup>(StringComparer.Ordinal);
+        foreach (var row in await ReadAsync(model, start, end, cancellationToken))
+        {
+            totals[row.Version] = totals.TryGetValue(row.Version, out var sum) ? sum.Merge(row) : row;
+        }
+        return totals;
+    }
+
+    /// <summary>Deletes the windows of <paramref name="model"/> that started before <paramref name="cutoff"/>; returns how many rows went.</summary>
+    public async Task<int> DeleteOlderThanAsync(string model, long cutoff, CancellationToken cancellationToken = default)
+    {
+        ModelName.Validate(model);
+        var high = cutoff.ToString("D12", System.Globalization.CultureInfo.InvariantCulture);
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {model} and RowKey lt {high}");
+        var deleted = 0;
+        var batch = new List<TableEntity>(MaxBatch);
+        // One partition per model, so rows go in entity-group transactions: an hour of rollups from
+        // many replicas is a few requests, not one per row. Deleting while paging is safe: the
+        // continuation token names the next key, not an offset.
+        await foreach (var entity in _table.QueryAsync<TableEntity>(filter, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
+        {
+            batch.Add(entity);
+            if (batch.Count == MaxBatch)
+            {
+                deleted += await DeleteBatchAsync(batch, cancellationToken);
+                batch.Clear();
+            }
+        }
+        if (batch.Count > 0)
+        {
+            deleted += await DeleteBatchAsync(batch, cancellationToken);
+        }
+        return deleted;
+    }
+
+    /// <summary>Deletes every model's windows older than <paramref name="retention"/>; returns the rows deleted per model.</summary>
+    public async Task<IReadOnlyDictionary<string, int>> ExpireAsync(
+        IEnumerable<string> models, DateTimeOffset now, TimeSpan retention, CancellationToken cancellationToken = default)
+    {
+        var cutoff = (now - retention).ToUnixTimeSeconds();
+        var deleted = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var model in models)
+        {
+            var count = await DeleteOlderThanAsync(model, cutoff, cancellationToken);
+            if (count > 0)
+            {
+                deleted[model] = count;
+            }
+        }
+        return deleted;
+    }
+
+    private async Task<int> DeleteBatchAsync(List<TableEntity> rows, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _table.SubmitTransactionAsync(rows.Select(r => new TableTransactionAction(TableTransactionActionType.Delete, r, ETag.All)), cancellationToken);
+        }
+        catch (TableTransactionFailedException)
+        {
+            // A row went in between (a concurrent pruner): a transaction is all or nothing, so
+            // delete one by one; deleting a missing entity is not an error.
+            foreach (var row in rows)
+            {
+                await _table.DeleteEntityAsync(row.PartitionKey, row.RowKey, ETag.All, cancellationToken);
+            }
+        }
+        return rows.Count;
+    }
+}
