@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Lepton.Shared.Metrics;
 using Lepton.Shared.Policies;
 
@@ -12,7 +13,12 @@ public readonly record struct Judged<T>(T Statistics, string? RollbackReason);
 /// <param name="P95Ratio">Candidate / production p95 (1 when both overflow, 0 when only production does).</param>
 /// <param name="P95DeltaMs">Candidate − production p95 (ms).</param>
 /// <param name="MannWhitney">One-sided test that the candidate is slower.</param>
-public sealed record LatencyComparison(double CandidateP95Ms, double ProductionP95Ms, double P95Ratio, double P95DeltaMs, MannWhitneyResult MannWhitney)
+public sealed record LatencyComparison(
+    [property: JsonPropertyName("candidate_p95_ms")] double CandidateP95Ms,
+    [property: JsonPropertyName("production_p95_ms")] double ProductionP95Ms,
+    [property: JsonPropertyName("p95_ratio")] double P95Ratio,
+    [property: JsonPropertyName("p95_delta_ms")] double P95DeltaMs,
+    MannWhitneyResult MannWhitney)
 {
     /// <summary>The comparison of two rollups' histograms.</summary>
     public static LatencyComparison Of(WindowRollup candidate, WindowRollup production)

@@ -9,7 +9,14 @@ namespace Lepton.Shared.Statistics;
 /// <param name="MaxFlipRate">The ceiling, <c>1 − min_agreement</c>.</param>
 /// <param name="PValue">One-sided exact binomial p of "flip rate ≤ ceiling".</param>
 /// <param name="Exceeds"><c>PValue &lt; alpha</c>.</param>
-public sealed record FlipRateResult(long Pairs, long Flips, double FlipRate, double MaxFlipRate, double PValue, bool Exceeds)
+/// <remarks>Its JSON has the keys these statistics have in a decision's checks.</remarks>
+public sealed record FlipRateResult(
+    [property: JsonPropertyName("shadow_pairs")] long Pairs,
+    [property: JsonPropertyName("shadow_flips")] long Flips,
+    double FlipRate,
+    double MaxFlipRate,
+    [property: JsonPropertyName("flip_p_value")] double PValue,
+    [property: JsonPropertyName("flip_exceeds")] bool Exceeds)
 {
     /// <summary>Share of pairs on which the two versions agree.</summary>
     public double Agreement => 1.0 - FlipRate;
