@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using MathNet.Numerics.Statistics;
 
 namespace Lepton.Shared.Statistics;
 
@@ -156,7 +157,10 @@ public static class PairedStatistics
         {
             return new WilcoxonResult(0.0, 1.0);
         }
-        var (ranks, tieGroups) = AverageRanksOfMagnitudes(nonzero);
+        // Ties in |d| share the mean of their ranks (scipy's rankdata) and enter the variance.
+        var magnitudes = nonzero.Select(Math.Abs).ToArray();
+        var ranks = magnitudes.Ranks(RankDefinition.Average);
+        var tieGroups = magnitudes.GroupBy(m => m).Select(g => g.Count()).Where(t => t > 1).ToList();
         double rPlus = 0;
         for (var i = 0; i < n; i++)
         {
@@ -175,7 +179,7 @@ public static class PairedStatistics
         double tieCorrection = 0;
         foreach (var t in tieGroups)
         {
-            tieCorrection += t * ((t * t) - 1.0);
+            tieCorrection += t * (((double)t * t) - 1.0);
         }
         variance -= 0.5 * tieCorrection;
         var z = (rPlus - mean) / Math.Sqrt(variance / 24);
@@ -231,42 +235,6 @@ public static class PairedStatistics
             shares[i] /= sum;
         }
         return shares;
-    }
-
-    /// <summary>Average ranks of |d| (ties share the mean of their ranks) and the size of each tie group.</summary>
-    private static (double[] Ranks, List<int> TieGroups) AverageRanksOfMagnitudes(List<double> d)
-    {
-        var n = d.Count;
-        var order = new int[n];
-        var magnitudes = new double[n];
-        for (var i = 0; i < n; i++)
-        {
-            order[i] = i;
-            magnitudes[i] = Math.Abs(d[i]);
-        }
-        Array.Sort(magnitudes.ToArray(), order);
-        var ranks = new double[n];
-        var tieGroups = new List<int>();
-        for (var start = 0; start < n;)
-        {
-            var end = start + 1;
-            while (end < n && magnitudes[order[end]] == magnitudes[order[start]])
-            {
-                end++;
-            }
-            // Ranks start..end-1 (0-based) are shared: each gets the mean of start+1..end.
-            var average = 0.5 * (start + 1 + end);
-            for (var j = start; j < end; j++)
-            {
-                ranks[order[j]] = average;
-            }
-            if (end - start > 1)
-            {
-                tieGroups.Add(end - start);
-            }
-            start = end;
-        }
-        return (ranks, tieGroups);
     }
 
     /// <summary>
