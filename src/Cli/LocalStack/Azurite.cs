@@ -39,11 +39,14 @@ public sealed class Azurite : IAsyncDisposable
 
     public int TablePort { get; }
 
-    public string ConnectionString =>
+    public string ConnectionString => ConnectionStringFor(BlobPort, QueuePort, TablePort);
+
+    /// <summary>The connection string of an Azurite on these loopback ports.</summary>
+    public static string ConnectionStringFor(int blobPort, int queuePort, int tablePort) =>
         $"DefaultEndpointsProtocol=http;AccountName={AccountName};AccountKey={AccountKey};"
-        + $"BlobEndpoint=http://127.0.0.1:{BlobPort}/{AccountName};"
-        + $"QueueEndpoint=http://127.0.0.1:{QueuePort}/{AccountName};"
-        + $"TableEndpoint=http://127.0.0.1:{TablePort}/{AccountName};";
+        + $"BlobEndpoint=http://127.0.0.1:{blobPort}/{AccountName};"
+        + $"QueueEndpoint=http://127.0.0.1:{queuePort}/{AccountName};"
+        + $"TableEndpoint=http://127.0.0.1:{tablePort}/{AccountName};";
 
     /// <summary>Storage options for this emulator, with short timeouts so outage tests end quickly.</summary>
     public StorageOptions Options(TimeSpan? networkTimeout = null, int maxRetries = 3) => new()
