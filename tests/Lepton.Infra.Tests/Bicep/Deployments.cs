@@ -21,19 +21,20 @@ internal sealed record Scenario(string Name, string Parameters)
     /// <summary>The worker deployed with API keys from Key Vault (the default auth).</summary>
     public static Scenario WorkerWithKeys { get; } = new("worker-key", Worker + "\nparam workerAuth = 'key'");
 
-    /// <summary>The worker deployed with Entra ID tokens.</summary>
+    /// <summary>
+    /// The worker deployed with Entra ID tokens and reachable from outside the environment by one
+    /// caller range: the set-up for callers outside Azure.
+    /// </summary>
     public static Scenario WorkerWithEntra { get; } = new("worker-entra", Worker + """
 
         param workerAuth = 'entra'
         param workerEntraAudience = 'api://lepton-worker'
         param workerEntraTenantId = '33333333-3333-3333-3333-333333333333'
+        param workerAllowedIpRanges = ['203.0.113.0/24']
         """);
 
     /// <summary>The worker deployed without caller authentication (development only).</summary>
     public static Scenario WorkerOpen { get; } = new("worker-none", Worker + "\nparam workerAuth = 'none'");
-
-    /// <summary>The worker reachable from outside the environment, for one caller range.</summary>
-    public static Scenario WorkerPublic { get; } = new("worker-public", Worker + "\nparam workerAllowedIpRanges = ['203.0.113.0/24']");
 
     /// <summary>Every scenario that deploys the worker, one per auth mode.</summary>
     public static IReadOnlyList<Scenario> WorkerAuthModes { get; } = [WorkerWithKeys, WorkerWithEntra, WorkerOpen];
