@@ -229,6 +229,11 @@ public sealed class ManagedProcess : IAsyncDisposable
             }
             Restarts++;
             _log.LogWarning("{Name} exited with code {Code}; restarting ({Restarts}/{Max})", _name, code, Restarts, MaxRestarts);
+            lock (_lock)
+            {
+                // Nobody may read the pid of a disposed process while the next one starts.
+                _process = null;
+            }
             process.Dispose();
             Spawn();
         }
