@@ -34,7 +34,7 @@ public static class LeptonProblems
         var problem = new ProblemDetails
         {
             Type = "about:blank",
-            Title = ReasonPhrases.GetReasonPhrase(status),
+            Title = Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status),
             Status = status,
             Detail = detail,
             Instance = instance,

@@ -31,7 +31,7 @@ public static class LifecycleNames
     ];
 
     /// <summary>
-    /// One external event carries every operator command (<see cref="OperatorCommand"/>): a
+    /// One external event carries every operator command (<see cref="Shared.Lifecycle.OperatorCommand"/>): a
     /// single waiter per orchestration means a command can never land on a stale waiter.
     /// </summary>
     public const string OperatorEvent = "operator";

@@ -1,11 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
 using Lepton.Shared;
-using Lepton.Shared.Evaluation;
 using Lepton.Shared.Lifecycle;
 using Lepton.Shared.Models;
 using Lepton.Shared.Policies;
-using Lepton.Shared.Statistics;
 using Microsoft.DurableTask;
 
 namespace Lepton.Functions.Lifecycle;
@@ -278,7 +276,7 @@ internal sealed class LifecycleRun
         // From here until the first step production serves all traffic: a baseline for 100 %.
         var warmingFrom = UnixNow();
         // Named in the routes at 0 % first: replicas load it, and it gets traffic only when warm.
-        if (await RouteAsync("pre-warm", candidate: _input.Version) ?? await WarmUpAsync() is { } notWarm)
+        if ((await RouteAsync("pre-warm", candidate: _input.Version) ?? await WarmUpAsync()) is { } notWarm)
         {
             return notWarm;
         }

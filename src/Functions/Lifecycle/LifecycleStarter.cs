@@ -3,6 +3,7 @@ using Lepton.Shared;
 using Lepton.Shared.Lifecycle;
 using Lepton.Shared.Models;
 using Lepton.Shared.Registry;
+using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Logging;
 
@@ -63,11 +64,11 @@ public sealed class LifecycleStarter(ModelStore store, ModelRegistry registry, I
             await client.ScheduleNewOrchestrationInstanceAsync(
                 LifecycleNames.Orchestrator, input, new StartOrchestrationOptions(instanceId).WithDedupeStatuses(Kept), cancellationToken);
         }
-        catch (OrchestrationAlreadyExistsException)
+        catch (DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException)
         {
             return new StartedLifecycle(instanceId, false); // a concurrent start won
         }
-        logger.LogInformation("Started lifecycle {InstanceId} for {Model} {Version} ({Actor})", instanceId, input.Model, input.Version, input.Actor);
+        Log.Started(logger, instanceId, input.Actor);
         return new StartedLifecycle(instanceId, true);
     }
 
@@ -150,4 +151,16 @@ public sealed class LifecycleStarter(ModelStore store, ModelRegistry registry, I
             return JsonValue.Create(json);
         }
     }
+}
+
+internal static partial class Log
+{
+    [LoggerMessage(Level = LogLevel.Information, Message = "Started lifecycle {InstanceId} ({Actor})")]
+    public static partial void Started(ILogger logger, string instanceId, string actor);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Ignoring blob {Blob}: {Reason}")]
+    public static partial void IgnoredBlob(ILogger logger, string blob, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Metric rollups older than {Hours}h deleted: {Deleted}")]
+    public static partial void RollupsExpired(ILogger logger, int hours, string deleted);
 }

@@ -18,10 +18,7 @@ public sealed class MetricsRetention(ModelRegistry registry, MetricsStore metric
         var retention = options.Value;
         var models = await registry.ListModelsAsync(cancellationToken);
         var deleted = await metrics.ExpireAsync(models, time.GetUtcNow(), retention.Retention, cancellationToken);
-        logger.LogInformation(
-            "Metric rollups older than {Hours}h deleted: {Deleted}",
-            retention.RetentionHours,
-            deleted.Count == 0 ? "none" : string.Join(", ", deleted.Select(p => $"{p.Key}={p.Value}")));
+        Lifecycle.Log.RollupsExpired(logger, retention.RetentionHours, deleted.Count == 0 ? "none" : string.Join(", ", deleted.Select(p => $"{p.Key}={p.Value}")));
         return deleted;
     }
 }

@@ -37,7 +37,7 @@ public sealed class ModelUploads(ModelStore store, LifecycleStarter starter, ILo
         }
         catch (InvalidInputException error)
         {
-            logger.LogWarning("Ignoring blob {Blob}: {Reason}", ModelName.Quote(blobName), error.Message);
+            Lifecycle.Log.IgnoredBlob(logger, blobName.Length > 200 ? blobName[..200] : blobName, error.Message);
             return null;
         }
         var stored = await store.FetchModelAsync(model, version, cancellationToken);

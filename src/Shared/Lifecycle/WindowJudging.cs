@@ -109,9 +109,7 @@ public sealed record StepRecord(
 /// </summary>
 public static class WindowJudging
 {
-    /// <param name="request">What to judge.</param>
-    /// <param name="window">Totals per version over the request's window.</param>
-    /// <param name="baseline">Totals per version over <see cref="WindowRequest.Baseline"/>, when it has one.</param>
+    /// <summary>Judges <paramref name="request"/> on the totals per version over its window (<paramref name="window"/>) and its baseline range (<paramref name="baseline"/>, when it has one).</summary>
     public static WindowJudgement Judge(
         WindowRequest request,
         IReadOnlyDictionary<string, WindowRollup> window,
@@ -195,7 +193,12 @@ public sealed record StepDecision(StepAction Action, string Reason);
 /// </summary>
 public static class StepPolicy
 {
+    /// <param name="kind">Canary step or shadow phase (names the step in reasons).</param>
+    /// <param name="weightBp">The step's candidate weight.</param>
+    /// <param name="look">The judgement of the look just made.</param>
+    /// <param name="windowClosed">Whether the step's window (or its extension) has ended.</param>
     /// <param name="extensions">Extensions the step has had before this look.</param>
+    /// <param name="maxExtensions">The policy's bound on extensions.</param>
     public static StepDecision Next(WindowKind kind, int weightBp, WindowJudgement look, bool windowClosed, int extensions, int maxExtensions)
     {
         var label = StepLabels.For(kind, weightBp);
