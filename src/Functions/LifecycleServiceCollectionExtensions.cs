@@ -78,7 +78,14 @@ public static class LifecycleServiceCollectionExtensions
                 tracing.AddSource(LifecycleTelemetry.SourceName, "Microsoft.DurableTask");
                 if (connectionString is not null)
                 {
-                    tracing.AddAzureMonitorTraceExporter(options => options.ConnectionString = connectionString);
+                    tracing.AddAzureMonitorTraceExporter(options =>
+                    {
+                        options.ConnectionString = connectionString;
+                        // Transitions are few and each one matters: export every span rather than
+                        // the exporter's default rate-limited sample.
+                        options.TracesPerSecond = null;
+                        options.SamplingRatio = 1.0F;
+                    });
                 }
             });
         return services;

@@ -34,6 +34,7 @@ public sealed class LifecycleHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly string _cacheDir;
+    private int _disposed;
 
     private LifecycleHost(WebApplication app, string cacheDir, AzuriteFixture azurite)
     {
@@ -144,6 +145,10 @@ public sealed class LifecycleHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
         await _app.StopAsync(CancellationToken.None);
         await _app.DisposeAsync();
         try

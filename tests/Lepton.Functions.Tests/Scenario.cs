@@ -51,7 +51,7 @@ public abstract class Scenario(AzuriteFixture azurite) : IAsyncLifetime
 
     protected string Model { get; } = TestNames.Model("digits");
 
-    protected LifecycleHost Host { get; private set; } = null!;
+    protected LifecycleHost Host { get; set; } = null!;
 
     protected static CancellationToken Token => TestContext.Current.CancellationToken;
 
@@ -96,7 +96,9 @@ public abstract class Scenario(AzuriteFixture azurite) : IAsyncLifetime
         Assert.Equal("production", outcome.Outcome);
     }
 
-    protected SimulatedReplica Replica() => new(Host.Registry, Host.Workers, Host.Metrics, Model);
+    /// <summary>A simulated worker replica on its own storage clients, so it outlives a restart of the control plane.</summary>
+    protected SimulatedReplica Replica() =>
+        new(new ModelRegistry(Azurite.Clients, TimeProvider.System), new Shared.Workers.WorkerDirectory(Azurite.Clients), new Shared.Metrics.MetricsStore(Azurite.Clients), Model);
 
     /// <summary>(from, to) of the version's registration and stage transitions, in order.</summary>
     protected async Task<List<(string? From, string? To)>> TransitionsAsync(string version) =>

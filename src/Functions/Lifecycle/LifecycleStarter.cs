@@ -21,6 +21,7 @@ public sealed record LifecycleInstance(
     DateTimeOffset Created,
     DateTimeOffset Updated)
 {
+    [System.Text.Json.Serialization.JsonIgnore]
     public bool IsRunning => RuntimeStatus is nameof(OrchestrationRuntimeStatus.Running) or nameof(OrchestrationRuntimeStatus.Pending)
         or nameof(OrchestrationRuntimeStatus.Suspended);
 }

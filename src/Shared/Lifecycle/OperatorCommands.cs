@@ -17,6 +17,7 @@ public enum OperatorAction
 public sealed record OperatorCommand(OperatorAction Action, string Actor, string Reason = "")
 {
     /// <summary>The reason given, or one that says who asked.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public string ReasonOrDefault => Reason.Length > 0 ? Reason : $"{Name(Action)} requested by {Actor}";
 
     /// <summary><c>approve</c>, <c>promote</c>, <c>rollback</c>, <c>abort</c>; anything else is <see cref="OperatorAction.Unknown"/>.</summary>
