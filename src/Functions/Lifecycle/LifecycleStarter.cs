@@ -88,7 +88,8 @@ public sealed class LifecycleStarter(ModelStore store, ModelRegistry registry, I
         var started = await StartAsync(client, new LifecycleInput(model, version, stored.Sha256, overrides, actor), cancellationToken);
         if (started.Started)
         {
-            await registry.AnnotateAsync(model, version, policyOverrides: overrides, cancellationToken: cancellationToken);
+            // The instance id too, so an operator command sent right after the start finds the run.
+            await registry.AnnotateAsync(model, version, instanceId: started.InstanceId, policyOverrides: overrides, cancellationToken: cancellationToken);
         }
         return started;
     }

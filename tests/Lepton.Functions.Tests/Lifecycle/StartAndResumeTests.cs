@@ -85,6 +85,7 @@ public sealed class StartAndResumeTests(AzuriteFixture azurite) : Scenario(azuri
         // Two steps and 3 s windows: the stop lands inside the first step, the resumed run finishes in seconds.
         var policy = Fast(("steps_bp", new JsonArray(2500, 10000)), ("window_s", 3.0), ("check_interval_s", 1.0));
         await UploadAsync("1.0.1", Good);
+        string instance;
         using (var http = Host.Http("ci"))
         {
             var response = await http.PostAsync(
@@ -92,8 +93,10 @@ public sealed class StartAndResumeTests(AzuriteFixture azurite) : Scenario(azuri
                 new StringContent(new JsonObject { ["policy"] = policy.DeepClone() }.ToJsonString(), System.Text.Encoding.UTF8, "application/json"),
                 Token);
             Assert.Equal(System.Net.HttpStatusCode.Accepted, response.StatusCode);
+            instance = JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!["id"]!.GetValue<string>();
         }
-        var instance = (await Host.Registry.GetVersionAsync(Model, "1.0.1", Token)).InstanceId!;
+        // Recorded at the start, so a command sent right away finds the run.
+        Assert.Equal(instance, (await Host.Registry.GetVersionAsync(Model, "1.0.1", Token)).InstanceId);
         await Host.WaitStatusAsync(instance, s => s.WeightBp == 2500);
         await Host.DisposeAsync(); // the in-memory backend forgets every orchestration
         var record = await new ModelRegistry(Azurite.Clients, TimeProvider.System).GetVersionAsync(Model, "1.0.1", Token);
