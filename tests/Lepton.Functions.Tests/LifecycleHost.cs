@@ -85,6 +85,7 @@ public sealed class LifecycleHost : IAsyncDisposable
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapLeptonControlApi().RequireAuthorization();
+        app.MapDurableInstanceRoutes().RequireAuthorization();
         await app.StartAsync(TestContext.Current.CancellationToken);
         return new LifecycleHost(app, cacheDir, azurite);
     }

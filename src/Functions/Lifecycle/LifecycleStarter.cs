@@ -14,8 +14,10 @@ public sealed record StartedLifecycle(string InstanceId, bool Started);
 
 /// <summary>The runtime state of a lifecycle orchestration, as the version detail route shows it.</summary>
 public sealed record LifecycleInstance(
+    string Name,
     string InstanceId,
     string RuntimeStatus,
+    JsonNode? Input,
     JsonNode? CustomStatus,
     JsonNode? Output,
     DateTimeOffset Created,
@@ -130,8 +132,10 @@ public sealed class LifecycleStarter(ModelStore store, ModelRegistry registry, I
             return null;
         }
         return new LifecycleInstance(
+            metadata.Name,
             metadata.InstanceId,
             metadata.RuntimeStatus.ToString(),
+            Parse(metadata.SerializedInput),
             Parse(metadata.SerializedCustomStatus),
             Parse(metadata.SerializedOutput),
             metadata.CreatedAt,

@@ -58,6 +58,11 @@ public sealed class ControlApiTests(AzuriteFixture azurite) : Scenario(azurite)
         Assert.Equal((HttpStatusCode.Accepted, instance), (again.Status, again.Body!["id"]!.GetValue<string>()));
 
         await Host.WaitDoneAsync(instance);
+        var status = await CallAsync(HttpMethod.Get, started.Body["statusQueryGetUri"]!.GetValue<string>());
+        Assert.Equal((HttpStatusCode.OK, "Completed"), (status.Status, status.Body!["runtimeStatus"]!.GetValue<string>()));
+        Assert.Equal("production", status.Body["output"]!["outcome"]!.GetValue<string>());
+        Assert.Equal("production", status.Body["customStatus"]!["stage"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.NotFound, (await CallAsync(HttpMethod.Get, "/runtime/webhooks/durabletask/instances/nobody")).Status);
         var detail = await CallAsync(HttpMethod.Get, $"/api/models/{Model}/versions/1.0.0");
         Assert.Equal(HttpStatusCode.OK, detail.Status);
         Assert.Equal("production", detail.Body!["version"]!["stage"]!.GetValue<string>());
@@ -135,6 +140,7 @@ public sealed class ControlApiTests(AzuriteFixture azurite) : Scenario(azurite)
         var sent = await CallAsync(HttpMethod.Post, $"/api/models/{Model}/versions/1.0.1/abort", new JsonObject { ["reason"] = "bad deploy" }, key: "carol");
 
         Assert.Equal((HttpStatusCode.Accepted, "abort"), (sent.Status, sent.Body!["sent"]!["action"]!.GetValue<string>()));
+        Assert.Equal(HttpStatusCode.Accepted, (await CallAsync(HttpMethod.Get, started.Body["statusQueryGetUri"]!.GetValue<string>())).Status);
         Assert.Equal(instance, sent.Body["instance_id"]!.GetValue<string>());
         var outcome = await Host.WaitDoneAsync(instance);
         Assert.Equal("aborted by operator key:carol: bad deploy", outcome.Reason);
