@@ -9,7 +9,7 @@ NPM_STAMP := node_modules/.installed
 TEST_TIMEOUT ?= 30m
 TEST_ARGS ?=
 
-.PHONY: install run test lint format build clean
+.PHONY: install run test lint lint-bicep format build clean
 
 install: $(NPM_STAMP)
 
@@ -27,12 +27,22 @@ run: install
 test: build
 	$(DOTNET) test --solution $(SOLUTION) --no-build --timeout $(TEST_TIMEOUT) --fail-skips on $(TEST_ARGS)
 
-# Formatting and code style as .editorconfig says, then a build with every analyzer as an error.
-# NU1603 (a dependency's exact version is not served here, the next one up is) stays a warning,
-# as Directory.Build.props says: -warnaserror would otherwise turn the solution restore's into errors.
+# Formatting and code style as .editorconfig says, the Bicep templates, then a build with every
+# analyzer as an error. NU1603 (a dependency's exact version is not served here, the next one up
+# is) stays a warning, as Directory.Build.props says: -warnaserror would otherwise turn the
+# solution restore's NU1603 into errors.
 lint: install
 	$(DOTNET) format $(SOLUTION) --verify-no-changes --severity warn
+	$(MAKE) --no-print-directory lint-bicep
 	$(DOTNET) build $(SOLUTION) --nologo -clp:NoSummary -warnaserror -warnnotaserror:NU1603 --no-incremental
+
+# `bicep build` of every template and parameter file and `bicep lint` of every template (rules in
+# infra/bicep/bicepconfig.json), any diagnostic failing the step. The Bicep CLI comes from NuGet:
+# restoring tools/Bicep brings Azure.Bicep.CommandLine.linux-x64, whose props name the binary.
+BICEP_TOOL := tools/Bicep/Bicep.csproj
+lint-bicep:
+	$(DOTNET) restore $(BICEP_TOOL) --nologo -v quiet
+	tools/Bicep/check-bicep.sh "$$($(DOTNET) msbuild $(BICEP_TOOL) -nologo -getProperty:BicepPath)" infra/bicep
 
 format:
 	$(DOTNET) format $(SOLUTION)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Post-deploy step: subscribe the Function App's blob trigger (source EventGrid) to BlobCreated
-# events for model files. The webhook URL carries the app's `blobs_extension` system key, which
-# the Functions host creates only once code with such a trigger is deployed, so this cannot be part
-# of main.bicep. Safe to re-run: `event-subscription create` updates an existing subscription.
+# Post-deploy step: subscribe the Function App's blob trigger ([BlobTrigger(..., Source =
+# BlobTriggerSource.EventGrid)] in src/Functions) to BlobCreated events for model files. The webhook
+# URL carries the app's `blobs_extension` system key, which the Functions host creates only once
+# code with such a trigger is deployed, so this cannot be part of main.bicep. Safe to re-run:
+# `event-subscription create` updates an existing subscription. The key is never printed.
 #
 #   infra/scripts/create-blob-subscription.sh --resource-group <rg> [--deployment lepton]
 #
@@ -72,9 +73,10 @@ fi
 
 if [[ -z "$function_name" ]]; then
   # Route to whichever function is the EventGrid-sourced blob trigger instead of hard-coding it.
+  # The .NET isolated worker reports binding properties in camelCase (source); accept either case.
   function_name="$(az functionapp function list --resource-group "$resource_group" \
     --name "$function_app" \
-    --query "[?config.bindings[?type=='blobTrigger' && source=='EventGrid']].name | [0]" \
+    --query "[?config.bindings[?type=='blobTrigger' && (source=='EventGrid' || Source=='EventGrid')]].name | [0]" \
     --output tsv)" || true
   function_name="${function_name##*/}" # listed as <app>/<function>
 fi

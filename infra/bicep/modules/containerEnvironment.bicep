@@ -1,7 +1,8 @@
-// The Container Apps environment the GPU workers run in: a Consumption profile for anything small
-// and a serverless GPU workload profile (T4 or A100, billed per second, scaling to zero) for the
-// inference workers. Logs go to Azure Monitor through a diagnostic setting, so no Log Analytics
-// shared key ever appears in the template.
+// The Container Apps environment the inference workers run in: a Consumption profile for anything
+// small and a serverless GPU workload profile (T4 or A100, billed per second, able to scale to zero)
+// for the workers. Logs go to Azure Monitor through a diagnostic setting, so no Log Analytics
+// shared key ever appears in the template. A GPU profile can only be added when the environment is
+// created: changing gpuProfileType means a new environment.
 
 @description('Azure region; serverless GPUs exist only in some regions (see README.md).')
 param location string
@@ -20,12 +21,16 @@ param gpuProfileName string = 'gpu'
 param gpuProfileType string = 'Consumption-GPU-NC8as-T4'
 
 @description('Log Analytics workspace that receives the console and system logs.')
-param workspaceId string
+param workspaceName string
 
 @description('Tags applied to every resource.')
 param tags object
 
-resource environment 'Microsoft.App/managedEnvironments@2024-03-01' = {
+resource workspace 'Microsoft.OperationalInsights/workspaces@2025-02-01' existing = {
+  name: workspaceName
+}
+
+resource environment 'Microsoft.App/managedEnvironments@2025-01-01' = {
   name: name
   location: location
   tags: tags
@@ -51,7 +56,7 @@ resource environmentDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-0
   name: 'to-log-analytics'
   scope: environment
   properties: {
-    workspaceId: workspaceId
+    workspaceId: workspace.id
     logs: [
       {
         categoryGroup: 'allLogs'
@@ -61,7 +66,4 @@ resource environmentDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-0
   }
 }
 
-output id string = environment.id
-output name string = environment.name
-output defaultDomain string = environment.properties.defaultDomain
 output gpuProfileName string = gpuProfileName

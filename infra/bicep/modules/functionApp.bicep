@@ -1,9 +1,11 @@
-// The control plane: a Flex Consumption Function App (Python 3.11, Linux) running function_app.py
-// from the repository root. Flex takes its runtime and scale settings from functionAppConfig (not
-// from FUNCTIONS_WORKER_RUNTIME, which it rejects) and pulls its package from a blob container
-// with the managed identity. Every storage connection is identity based: the host's
-// AzureWebJobsStorage (Durable task hub, blob trigger with source EventGrid) and Lepton's own code
-// read the same AzureWebJobsStorage__* settings (lepton.shared.settings.APP_SETTING_NAMES).
+// The control plane: a Flex Consumption Function App (Linux) running the .NET isolated worker
+// published from src/Functions. Flex takes the worker runtime and its version from
+// functionAppConfig.runtime (dotnet-isolated, the app's .NET version): it rejects
+// FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION and the content-share settings as app
+// settings. It pulls its deployment package from a blob container with the managed identity. Every
+// storage connection is identity based: the host's AzureWebJobsStorage (Durable task hub, blob
+// trigger with Source = EventGrid, timer locks, keys) and Lepton's own code read the same
+// AzureWebJobsStorage__* settings (Lepton.Shared.Configuration.AppSettingNames).
 
 @description('Azure region for the plan and the app.')
 param location string
@@ -14,29 +16,25 @@ param planName string
 @description('Globally unique name of the Function App (its host name is <name>.azurewebsites.net).')
 param name string
 
-@description('Resource ID of the user-assigned managed identity.')
-param identityId string
+@description('Name of the user-assigned managed identity the host and the code run as.')
+param identityName string
 
-@description('Client ID of the user-assigned managed identity.')
-param identityClientId string
-
-@description('Storage account name used by the host and by Lepton.')
+@description('Storage account used by the host and by Lepton.')
 param storageAccountName string
 
-@description('Blob service endpoint, e.g. https://<account>.blob.core.windows.net/.')
-param blobEndpoint string
+@description('Blob container in that account holding the deployment package.')
+param deploymentContainerName string
 
-@description('Queue service endpoint.')
-param queueEndpoint string
+@description('Application Insights component that receives the telemetry.')
+param appInsightsName string
 
-@description('Table service endpoint.')
-param tableEndpoint string
-
-@description('URL of the blob container holding the deployment package.')
-param deploymentContainerUrl string
-
-@description('Application Insights connection string (locates the endpoint; grants nothing alone).')
-param appInsightsConnectionString string
+@description('.NET version the isolated worker targets (net10.0 -> 10.0).')
+@allowed([
+  '8.0'
+  '9.0'
+  '10.0'
+])
+param dotnetVersion string
 
 @description('Largest model file Lepton accepts, in bytes (LEPTON_MAX_MODEL_BYTES).')
 @minValue(1)
@@ -61,7 +59,21 @@ param zoneRedundant bool = true
 @description('Tags applied to every resource.')
 param tags object
 
-resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' existing = {
+  name: identityName
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
+  name: storageAccountName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+var endpoints = storage.properties.primaryEndpoints
+
+resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
   name: planName
   location: location
   tags: tags
@@ -77,11 +89,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
-resource site 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: Event Grid delivers blob events to the blobs_extension webhook and operators call the HTTP API, so the app needs a public endpoint; every route requires a function key.
-  // checkov:skip=CKV_AZURE_17: callers (Event Grid, the lepton CLI) cannot present client certificates; routes use function keys over TLS 1.2.
-  // checkov:skip=CKV_AZURE_212: Flex Consumption scales instances itself (numberOfWorkers does not apply); maximumInstanceCount and zone redundancy cover failover.
-  // checkov:skip=CKV_AZURE_213: Flex Consumption does not support the App Service health check; the platform replaces unhealthy instances.
+resource site 'Microsoft.Web/sites@2025-03-01' = {
   name: name
   location: location
   tags: tags
@@ -89,21 +97,24 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   identity: {
     type: 'UserAssigned'
     userAssignedIdentities: {
-      '${identityId}': {}
+      '${identity.id}': {}
     }
   }
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Event Grid delivers blob events to the blobs_extension webhook and operators call the HTTP
+    // API, so the app has a public endpoint; every route needs a function key (or the system key).
+    publicNetworkAccess: 'Enabled'
     clientCertEnabled: false
     functionAppConfig: {
       deployment: {
         storage: {
           type: 'blobContainer'
-          value: deploymentContainerUrl
+          value: '${endpoints.blob}${deploymentContainerName}'
           authentication: {
             type: 'UserAssignedIdentity'
-            userAssignedIdentityResourceId: identityId
+            userAssignedIdentityResourceId: identity.id
           }
         }
       }
@@ -111,9 +122,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
       }
+      // What FUNCTIONS_WORKER_RUNTIME=dotnet-isolated and the .NET version say on other plans.
       runtime: {
-        name: 'python'
-        version: '3.11'
+        name: 'dotnet-isolated'
+        version: dotnetVersion
       }
     }
     siteConfig: {
@@ -128,7 +140,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       appSettings: [
         {
           name: 'AzureWebJobsStorage__accountName'
-          value: storageAccountName
+          value: storage.name
         }
         {
           name: 'AzureWebJobsStorage__credential'
@@ -136,50 +148,53 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         }
         {
           name: 'AzureWebJobsStorage__clientId'
-          value: identityClientId
+          value: identity.properties.clientId
         }
         {
           name: 'AzureWebJobsStorage__blobServiceUri'
-          value: blobEndpoint
+          value: endpoints.blob
         }
         {
+          // The Durable task hub's control and work-item queues.
           name: 'AzureWebJobsStorage__queueServiceUri'
-          value: queueEndpoint
+          value: endpoints.queue
         }
         {
           name: 'AzureWebJobsStorage__tableServiceUri'
-          value: tableEndpoint
+          value: endpoints.table
         }
         {
           name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
-          value: appInsightsConnectionString
+          value: appInsights.properties.ConnectionString
         }
         {
-          // Read by the Functions host and by the Azure Monitor exporter: ingest with Entra ID.
+          // The Functions host ingests its own telemetry with Entra ID (local auth is off).
           name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
-          value: 'ClientId=${identityClientId};Authorization=AAD'
+          value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
         }
         {
-          // azure-identity's ManagedIdentityCredential and DefaultAzureCredential read this one.
+          // Azure.Identity's DefaultAzureCredential (e.g. for the Azure Monitor exporter) picks
+          // the user-assigned identity by this; the app has no system-assigned one.
           name: 'AZURE_CLIENT_ID'
-          value: identityClientId
+          value: identity.properties.clientId
         }
         {
           name: 'LEPTON_MAX_MODEL_BYTES'
           value: string(maxModelBytes)
         }
         {
-          // Flex Consumption instances may write only to /tmp.
+          // The app's own folder is read-only on Flex Consumption; /tmp is the writable place.
           name: 'LEPTON_CACHE_DIR'
           value: '/tmp/lepton-cache'
         }
         {
-          // Metric rollups older than this are deleted (DESIGN §8): a week, in hours.
+          // Metric rollups older than this are deleted (DESIGN section 8): a week, in hours.
           name: 'LEPTON_METRICS_RETENTION_HOURS'
           value: '168'
         }
         {
-          // NCRONTAB (with seconds) of the retention timer function: at minute 0 of every hour.
+          // The retention timer's schedule (NCRONTAB with seconds): minute 0 of every hour. A
+          // trigger that names it as %LEPTON_METRICS_RETENTION_SCHEDULE% fails to index without it.
           name: 'LEPTON_METRICS_RETENTION_SCHEDULE'
           value: '0 0 * * * *'
         }
@@ -189,7 +204,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 // No publishing with user names and passwords: deployments authenticate with Entra ID.
-resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
   parent: site
   name: 'ftp'
   properties: {
@@ -197,7 +212,7 @@ resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
   }
 }
 
-resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
   parent: site
   name: 'scm'
   properties: {
@@ -205,6 +220,4 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
   }
 }
 
-output id string = site.id
-output name string = site.name
 output defaultHostName string = site.properties.defaultHostName

@@ -1,7 +1,8 @@
 // Log Analytics workspace and a workspace-based Application Insights component. Local (key-based)
-// ingestion is disabled: the Functions host and the Azure Monitor OpenTelemetry exporter both
-// authenticate with the managed identity through APPLICATIONINSIGHTS_AUTHENTICATION_STRING, and
-// roles.bicep grants that identity Monitoring Metrics Publisher on the component.
+// ingestion is off: the Functions host (APPLICATIONINSIGHTS_AUTHENTICATION_STRING) and the
+// OpenTelemetry Azure Monitor exporters authenticate as the managed identity, which roles.bicep
+// makes Monitoring Metrics Publisher on the component. Application Insights writes its tables
+// (AppRequests, AppMetrics, ...) into the workspace, where alerts.bicep queries them.
 
 @description('Azure region for the monitoring resources.')
 param location string
@@ -12,7 +13,7 @@ param workspaceName string
 @description('Name of the Application Insights component.')
 param appInsightsName string
 
-@description('Days Log Analytics keeps data; 30 is the free retention included in ingestion.')
+@description('Days Log Analytics keeps data; 30 is the retention included in ingestion.')
 @minValue(30)
 @maxValue(730)
 param retentionInDays int = 30
@@ -20,7 +21,7 @@ param retentionInDays int = 30
 @description('Tags applied to every resource.')
 param tags object
 
-resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+resource workspace 'Microsoft.OperationalInsights/workspaces@2025-02-01' = {
   name: workspaceName
   location: location
   tags: tags
@@ -52,8 +53,4 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 output workspaceId string = workspace.id
-output workspaceName string = workspace.name
 output appInsightsId string = appInsights.id
-output appInsightsName string = appInsights.name
-// The connection string only locates the ingestion endpoint; with DisableLocalAuth it grants nothing.
-output appInsightsConnectionString string = appInsights.properties.ConnectionString

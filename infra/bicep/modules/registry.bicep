@@ -1,6 +1,8 @@
 // Azure Container Registry for the worker image. Admin user and anonymous pull are off: the worker
 // pulls with the managed identity (AcrPull, granted in roles.bicep) and `az acr build` pushes with
-// the operator's Entra ID token.
+// the operator's Entra ID token. The public endpoint stays on because the `az acr build` agents and
+// the Container Apps image pull (no VNet here) reach the registry over it; every pull still needs
+// an Entra ID token with AcrPull.
 
 @description('Azure region for the registry.')
 param location string
@@ -16,9 +18,7 @@ param zoneRedundant bool = true
 @description('Tags applied to every resource.')
 param tags object
 
-resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_139: `az acr build` agents and the Container Apps consumption pull reach the registry over its public endpoint; admin user and anonymous pull are off, so every pull needs AcrPull.
-  // checkov:skip=CKV_AZURE_166: quarantine holds every image until a scanner releases it; without Defender for Containers wired to release images, the worker could never pull.
+resource registry 'Microsoft.ContainerRegistry/registries@2025-04-01' = {
   name: name
   location: location
   tags: tags
@@ -34,16 +34,14 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
     zoneRedundancy: zoneRedundant ? 'Enabled' : 'Disabled'
     dataEndpointEnabled: true
     policies: {
+      // Quarantine would hold every image until a scanner releases it; nothing here releases them.
       quarantinePolicy: {
         status: 'disabled'
       }
+      // Untagged manifests (superseded builds) go after 30 days; tagged images stay for rollback.
       retentionPolicy: {
         status: 'enabled'
         days: 30
-      }
-      trustPolicy: {
-        type: 'Notary'
-        status: 'disabled'
       }
       exportPolicy: {
         status: 'enabled'
@@ -52,6 +50,4 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
   }
 }
 
-output id string = registry.id
-output name string = registry.name
 output loginServer string = registry.properties.loginServer

@@ -1,8 +1,10 @@
 // The storage account Lepton lives in: blob containers for models, datasets, reports and the Flex
 // Consumption deployment package; tables for the registry, routes, audit events, metric rollups and
-// worker heartbeats; and the Event Grid system topic that the blob trigger (source EventGrid)
-// subscribes to after the code is deployed (infra/scripts/create-blob-subscription.sh). Shared-key
-// access is off, so every client, the Functions host included, authenticates with Entra ID.
+// worker heartbeats (Lepton.Shared's StorageLayout); and the Event Grid system topic that the blob
+// trigger (Source = EventGrid) is subscribed to once the code is deployed
+// (infra/scripts/create-blob-subscription.sh). Shared-key access is off, so every client, the
+// Functions host included, authenticates with Entra ID. The Durable Functions task hub creates its
+// own queues and tables in the same account at first start.
 
 @description('Azure region for the storage account.')
 param location string
@@ -30,12 +32,13 @@ param deploymentContainerName string
 param softDeleteDays int = 14
 
 @description('Log Analytics workspace that receives the storage diagnostic logs.')
-param workspaceId string
+param workspaceName string
 
 @description('Tags applied to every resource.')
 param tags object
 
-// Names the code relies on (lepton.shared.storage): keep them in sync with DESIGN.md section 2.
+// Names the code relies on (Lepton.Shared.Storage.StorageLayout, DESIGN.md section 2); the infra
+// tests check these lists against StorageLayout.
 var dataContainerNames = [
   'models'
   'datasets'
@@ -49,9 +52,11 @@ var tableNames = [
   'workers'
 ]
 
-resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_35: Flex Consumption without VNet integration reaches the account over its public endpoint; shared keys are off, so every request needs an Entra ID token and an RBAC role.
-  // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35; blob public (anonymous) access is disabled separately by allowBlobPublicAccess=false.
+resource workspace 'Microsoft.OperationalInsights/workspaces@2025-02-01' existing = {
+  name: workspaceName
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2025-01-01' = {
   name: name
   location: location
   tags: tags
@@ -100,7 +105,7 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-01-01' = {
   parent: storage
   name: 'default'
   properties: {
@@ -117,7 +122,7 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   }
 }
 
-resource dataContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
+resource dataContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-01-01' = [
   for containerName in dataContainerNames: {
     parent: blobService
     name: containerName
@@ -127,7 +132,7 @@ resource dataContainers 'Microsoft.Storage/storageAccounts/blobServices/containe
   }
 ]
 
-resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-01-01' = {
   parent: blobService
   name: deploymentContainerName
   properties: {
@@ -135,19 +140,19 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
-resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2025-01-01' = {
   parent: storage
   name: 'default'
 }
 
-resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
+resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2025-01-01' = [
   for tableName in tableNames: {
     parent: tableService
     name: tableName
   }
 ]
 
-resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2025-01-01' = {
   parent: storage
   name: 'default'
 }
@@ -157,7 +162,7 @@ resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-previ
   name: 'to-log-analytics'
   scope: blobService
   properties: {
-    workspaceId: workspaceId
+    workspaceId: workspace.id
     logs: [
       {
         categoryGroup: 'allLogs'
@@ -171,7 +176,7 @@ resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-prev
   name: 'to-log-analytics'
   scope: tableService
   properties: {
-    workspaceId: workspaceId
+    workspaceId: workspace.id
     logs: [
       {
         categoryGroup: 'allLogs'
@@ -185,7 +190,7 @@ resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-prev
   name: 'to-log-analytics'
   scope: queueService
   properties: {
-    workspaceId: workspaceId
+    workspaceId: workspace.id
     logs: [
       {
         categoryGroup: 'allLogs'
@@ -197,7 +202,7 @@ resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-prev
 
 // The blob trigger with source EventGrid needs a system topic on the account; the subscription to
 // the function's blobs_extension webhook is created after code deployment (see README.md).
-resource blobEventsTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
+resource blobEventsTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
   name: '${name}-events'
   location: location
   tags: tags
@@ -207,12 +212,6 @@ resource blobEventsTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   }
 }
 
-output id string = storage.id
-output name string = storage.name
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
-output queueEndpoint string = storage.properties.primaryEndpoints.queue
 output tableEndpoint string = storage.properties.primaryEndpoints.table
-output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainer.name}'
 output eventGridSystemTopicName string = blobEventsTopic.name
-output dataContainerNames array = [for (containerName, i) in dataContainerNames: dataContainers[i].name]
-output tableNames array = [for (tableName, i) in tableNames: tables[i].name]

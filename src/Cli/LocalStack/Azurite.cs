@@ -22,6 +22,7 @@ public sealed class Azurite : IAsyncDisposable
     private static readonly TimeSpan StartupTimeout = TimeSpan.FromSeconds(60);
     private readonly string _dataDir;
     private readonly bool _ownsDataDir;
+    private string? _stackDir;
     private Process? _process;
 
     private Azurite(string dataDir, bool ownsDataDir, int blobPort, int queuePort, int tablePort)
@@ -39,11 +40,14 @@ public sealed class Azurite : IAsyncDisposable
 
     public int TablePort { get; }
 
-    public string ConnectionString =>
+    public string ConnectionString => ConnectionStringFor(BlobPort, QueuePort, TablePort);
+
+    /// <summary>The connection string of an Azurite on these loopback ports.</summary>
+    public static string ConnectionStringFor(int blobPort, int queuePort, int tablePort) =>
         $"DefaultEndpointsProtocol=http;AccountName={AccountName};AccountKey={AccountKey};"
-        + $"BlobEndpoint=http://127.0.0.1:{BlobPort}/{AccountName};"
-        + $"QueueEndpoint=http://127.0.0.1:{QueuePort}/{AccountName};"
-        + $"TableEndpoint=http://127.0.0.1:{TablePort}/{AccountName};";
+        + $"BlobEndpoint=http://127.0.0.1:{blobPort}/{AccountName};"
+        + $"QueueEndpoint=http://127.0.0.1:{queuePort}/{AccountName};"
+        + $"TableEndpoint=http://127.0.0.1:{tablePort}/{AccountName};";
 
     /// <summary>Storage options for this emulator, with short timeouts so outage tests end quickly.</summary>
     public StorageOptions Options(TimeSpan? networkTimeout = null, int maxRetries = 3) => new()
@@ -71,11 +75,14 @@ public sealed class Azurite : IAsyncDisposable
         return azurite;
     }
 
-    /// <summary>Starts Azurite on the given ports with its data in <paramref name="dataDir"/> (kept).</summary>
-    public static async Task<Azurite> StartAsync(string dataDir, int blobPort, int queuePort, int tablePort)
+    /// <summary>
+    /// Starts Azurite on the given ports with its data in <paramref name="dataDir"/> (kept), its pid
+    /// recorded among the local stack's in <paramref name="stackDir"/> when given.
+    /// </summary>
+    public static async Task<Azurite> StartAsync(string dataDir, int blobPort, int queuePort, int tablePort, string? stackDir = null)
     {
         Directory.CreateDirectory(dataDir);
-        var azurite = new Azurite(dataDir, ownsDataDir: false, blobPort, queuePort, tablePort);
+        var azurite = new Azurite(dataDir, ownsDataDir: false, blobPort, queuePort, tablePort) { _stackDir = stackDir };
         await azurite.LaunchAsync();
         return azurite;
     }
@@ -106,6 +113,10 @@ public sealed class Azurite : IAsyncDisposable
             start.ArgumentList.Add(argument);
         }
         _process = ChildProcesses.Start(start);
+        if (_stackDir is not null)
+        {
+            PidFiles.Write(_stackDir, "azurite", _process.Id);
+        }
         _process.OutputDataReceived += (_, _) => { };
         _process.ErrorDataReceived += (_, _) => { };
         _process.BeginOutputReadLine();
@@ -157,6 +168,10 @@ public sealed class Azurite : IAsyncDisposable
         }
         _process.Dispose();
         _process = null;
+        if (_stackDir is not null)
+        {
+            PidFiles.Remove(_stackDir, "azurite");
+        }
         // Wait until the ports are released so a restart can bind them again.
         for (var i = 0; i < 100 && (await ListensAsync(BlobPort) || await ListensAsync(TablePort)); i++)
         {
