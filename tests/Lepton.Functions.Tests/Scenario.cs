@@ -24,7 +24,7 @@ public abstract class Scenario(AzuriteFixture azurite) : IAsyncLifetime
         ["shadow_duration_s"] = 1.0,
         ["approval_timeout_s"] = 30.0,
         ["bake_s"] = 0.3,
-        ["warmup_timeout_s"] = 5.0,
+        ["warmup_timeout_s"] = 20.0,
         ["warmup_poll_s"] = 0.3,
         ["slot_wait_timeout_s"] = 30.0,
         ["slot_poll_s"] = 0.3,

@@ -96,6 +96,22 @@ public sealed class ApprovalTests(AzuriteFixture azurite) : Scenario(azurite)
     }
 
     [Fact(Timeout = 180_000)]
+    public async Task Promote_while_awaiting_approval_after_the_shadow_promotes_now()
+    {
+        await SeedProductionAsync();
+        await using var replica = Replica().Start();
+        var instance = await StartAsync("2.0.0", await UploadAsync("2.0.0", Good));
+        await Host.WaitStatusAsync(instance, s => s.Phase == LifecyclePhase.AwaitingShadowApproval);
+
+        await Host.SendAsync(instance, OperatorAction.Promote, "shadow was enough");
+        var outcome = await Host.WaitDoneAsync(instance);
+
+        Assert.Equal(("production", "promoted by operator alice: shadow was enough"), (outcome.Outcome, outcome.Reason));
+        Assert.Equal(("shadow", "production"), (await TransitionsAsync("2.0.0"))[^1]);
+        Assert.Empty(await CandidateWeightsAsync("2.0.0"));
+    }
+
+    [Fact(Timeout = 180_000)]
     public async Task A_stray_command_does_not_restart_the_approval_clock()
     {
         await SeedProductionAsync();
@@ -105,8 +121,8 @@ public sealed class ApprovalTests(AzuriteFixture azurite) : Scenario(azurite)
         await Host.WaitStatusAsync(instance, AwaitingApproval);
         var waitingSince = DateTimeOffset.UtcNow;
 
-        // Commands approval ignores, sent until the deadline would have moved had each restarted it.
-        for (var i = 0; i < 4; i++)
+        // Commands approval ignores, for 3 s: had each restarted the clock, the timeout would come 5 s in.
+        for (var i = 0; i < 8 && DateTimeOffset.UtcNow - waitingSince < TimeSpan.FromSeconds(3); i++)
         {
             await Host.SendAsync(instance, OperatorAction.Unknown);
             await Task.Delay(400, Token);
@@ -115,6 +131,6 @@ public sealed class ApprovalTests(AzuriteFixture azurite) : Scenario(azurite)
 
         Assert.Equal("no approval within 2s (major version)", outcome.Reason);
         var rejectedAt = (await Host.Registry.HistoryAsync(Model, "2.0.0", Token))[^1].At;
-        Assert.True(rejectedAt - waitingSince < TimeSpan.FromSeconds(3.5), $"the timeout came {(rejectedAt - waitingSince).TotalSeconds:F1}s after the wait began");
+        Assert.True(rejectedAt - waitingSince < TimeSpan.FromSeconds(4.5), $"the timeout came {(rejectedAt - waitingSince).TotalSeconds:F1}s after the wait began");
     }
 }

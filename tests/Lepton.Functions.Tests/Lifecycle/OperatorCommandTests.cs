@@ -140,9 +140,9 @@ public sealed class OperatorCommandTests(AzuriteFixture azurite) : Scenario(azur
         await SeedProductionAsync();
         await using var replica = Replica().Start();
         replica.NeverWarm["1.0.1"] = 0;
-        // Polls every 10 s, times out after 3 s: the reference added a whole poll to its count
+        // Polls every 10 s, times out after 4 s: the reference added a whole poll to its count
         // for every command that cut a wait short, so one stray command timed the warm-up out.
-        var instance = await StartAsync("1.0.1", await UploadAsync("1.0.1", Good), Fast(("warmup_poll_s", 10.0), ("warmup_timeout_s", 3.0)));
+        var instance = await StartAsync("1.0.1", await UploadAsync("1.0.1", Good), Fast(("warmup_poll_s", 10.0), ("warmup_timeout_s", 4.0)));
         await Host.WaitStatusAsync(instance, s => s.Phase == LifecyclePhase.WarmingUp && s.WaitingFor is not null);
         var warming = DateTimeOffset.UtcNow;
 
@@ -152,8 +152,8 @@ public sealed class OperatorCommandTests(AzuriteFixture azurite) : Scenario(azur
 
         Assert.Equal(Stage.Canary, seen.Stage); // still warming after the command
         Assert.Equal("rolled_back", outcome.Outcome);
-        Assert.Contains("not warm after 3s", outcome.Reason, StringComparison.Ordinal);
+        Assert.Contains("not warm after 4s", outcome.Reason, StringComparison.Ordinal);
         var rolledBackAt = (await Host.Registry.HistoryAsync(Model, "1.0.1", Token))[^1].At;
-        Assert.True(rolledBackAt - warming >= TimeSpan.FromSeconds(2), $"rolled back {(rolledBackAt - warming).TotalSeconds:F1}s into a 3 s warm-up");
+        Assert.True(rolledBackAt - warming >= TimeSpan.FromSeconds(2.5), $"rolled back {(rolledBackAt - warming).TotalSeconds:F1}s into a 4 s warm-up");
     }
 }
