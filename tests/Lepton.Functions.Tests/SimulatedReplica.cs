@@ -74,6 +74,10 @@ public sealed class SimulatedReplica(ModelRegistry registry, WorkerDirectory wor
 
     public async Task TickAsync(CancellationToken cancellationToken)
     {
+        // The tick's requests arrive now, routed by the routes known now: timestamping them after
+        // the (possibly slow) storage calls would put traffic routed under an old weight into a
+        // window the lifecycle counts for the new one.
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var routes = await registry.GetRoutesAsync(model, cancellationToken);
         var ready = routes.NamedVersions().Where(v => !NeverWarm.ContainsKey(v)).Order(StringComparer.Ordinal).ToList();
         await workers.BeatAsync(new Heartbeat
@@ -90,7 +94,6 @@ public sealed class SimulatedReplica(ModelRegistry registry, WorkerDirectory wor
         {
             return;
         }
-        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var n = RequestsPerTick;
         var toCandidate = 0;
         if (routes.Candidate is { } candidate && ready.Contains(candidate))

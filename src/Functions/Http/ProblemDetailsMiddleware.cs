@@ -29,5 +29,10 @@ public sealed class ProblemDetailsMiddleware(ILogger<ProblemDetailsMiddleware> l
         context.FunctionDefinition.InputBindings.Values.Any(b => string.Equals(b.Type, "httpTrigger", StringComparison.OrdinalIgnoreCase));
 
     // The worker may wrap the function's own exception.
-    private static Exception Unwrap(Exception error) => error is AggregateException { InnerExceptions.Count: 1 } aggregate ? aggregate.InnerExceptions[0] : error.InnerException is Shared.LeptonException inner ? inner : error;
+    private static Exception Unwrap(Exception error) => error switch
+    {
+        AggregateException { InnerExceptions.Count: 1 } aggregate => aggregate.InnerExceptions[0],
+        { InnerException: Shared.LeptonException inner } => inner,
+        _ => error,
+    };
 }
