@@ -62,6 +62,7 @@ public sealed record ModelVersion
     [System.Text.Json.Serialization.JsonIgnore]
     public string ETag { get; init; } = "";
 
+    [System.Text.Json.Serialization.JsonIgnore]
     public SemVer SemVer => SemVer.Parse(Version);
 }
 

@@ -1,0 +1,74 @@
+using Lepton.Shared.Lifecycle;
+using static Lepton.Shared.Lifecycle.CommandEffect;
+
+namespace Lepton.Shared.Tests.Lifecycle;
+
+/// <summary>The operator command table, phase by phase.</summary>
+public sealed class OperatorCommandsTests
+{
+    public static TheoryData<LifecyclePhase, CommandEffect, CommandEffect, CommandEffect, CommandEffect> Table => new()
+    {
+        // phase                                approve   promote              rollback  abort
+        { LifecyclePhase.AwaitingApproval,       Proceed,  PromoteWhenSlotFree, Reject,   Reject },
+        { LifecyclePhase.WaitingForSlot,         Ignore,   PromoteWhenSlotFree, Reject,   Reject },
+        { LifecyclePhase.WarmingUp,              Ignore,   PromoteNow,          RollBack, RollBack },
+        { LifecyclePhase.Shadow,                 Ignore,   PromoteNow,          RollBack, RollBack },
+        { LifecyclePhase.AwaitingShadowApproval, Proceed,  PromoteNow,          RollBack, RollBack },
+        { LifecyclePhase.Canary,                 Ignore,   PromoteNow,          RollBack, RollBack },
+        { LifecyclePhase.AwaitingDecision,       Ignore,   PromoteNow,          RollBack, RollBack },
+        { LifecyclePhase.Baking,                 Ignore,   Ignore,              Reinstate, Reinstate },
+    };
+
+    [Theory]
+    [MemberData(nameof(Table))]
+    public void Each_phase_does_what_the_table_says(LifecyclePhase phase, CommandEffect approve, CommandEffect promote, CommandEffect rollback, CommandEffect abort)
+    {
+        Assert.Equal(approve, OperatorCommands.EffectOf(phase, OperatorAction.Approve));
+        Assert.Equal(promote, OperatorCommands.EffectOf(phase, OperatorAction.Promote));
+        Assert.Equal(rollback, OperatorCommands.EffectOf(phase, OperatorAction.Rollback));
+        Assert.Equal(abort, OperatorCommands.EffectOf(phase, OperatorAction.Abort));
+        Assert.Equal(Ignore, OperatorCommands.EffectOf(phase, OperatorAction.Unknown));
+    }
+
+    [Fact]
+    public void Every_waiting_phase_is_in_the_table()
+    {
+        Assert.Equal(Table.Select(row => row.Data.Item1).ToHashSet(), OperatorCommands.WaitingPhases.ToHashSet());
+    }
+
+    [Fact]
+    public void Promote_is_accepted_in_every_phase_before_traffic()
+    {
+        foreach (var phase in new[] { LifecyclePhase.AwaitingApproval, LifecyclePhase.WaitingForSlot, LifecyclePhase.WarmingUp, LifecyclePhase.Shadow, LifecyclePhase.AwaitingShadowApproval })
+        {
+            Assert.NotEqual(Ignore, OperatorCommands.EffectOf(phase, OperatorAction.Promote));
+        }
+    }
+
+    [Fact]
+    public void Approve_only_acts_where_an_approval_is_awaited()
+    {
+        var acting = Enum.GetValues<LifecyclePhase>().Where(p => OperatorCommands.EffectOf(p, OperatorAction.Approve) != Ignore);
+        Assert.Equal([LifecyclePhase.AwaitingApproval, LifecyclePhase.AwaitingShadowApproval], acting);
+    }
+
+    [Fact]
+    public void Phases_without_waits_ignore_everything()
+    {
+        foreach (var phase in new[] { LifecyclePhase.Registering, LifecyclePhase.Validating, LifecyclePhase.Evaluating, LifecyclePhase.Ended })
+        {
+            Assert.All(Enum.GetValues<OperatorAction>(), action => Assert.Equal(Ignore, OperatorCommands.EffectOf(phase, action)));
+        }
+    }
+
+    [Fact]
+    public void Commands_parse_their_action_and_explain_themselves()
+    {
+        Assert.Equal(
+            [OperatorAction.Approve, OperatorAction.Promote, OperatorAction.Rollback, OperatorAction.Abort, OperatorAction.Unknown, OperatorAction.Unknown],
+            new[] { "approve", "promote", "rollback", "abort", "APPROVE", null }.Select(OperatorCommand.ParseAction));
+        Assert.Equal("rollback requested by alice", new OperatorCommand(OperatorAction.Rollback, "alice").ReasonOrDefault);
+        Assert.Equal("pager", new OperatorCommand(OperatorAction.Abort, "alice", "pager").ReasonOrDefault);
+        Assert.Equal("{\"action\":\"approve\",\"actor\":\"a\",\"reason\":\"\"}", LeptonJson.Serialize(new OperatorCommand(OperatorAction.Approve, "a")));
+    }
+}
