@@ -90,10 +90,14 @@ public abstract class Scenario(AzuriteFixture azurite) : IAsyncLifetime
         return await Host.WaitDoneAsync(await StartAsync(version, sha, policy), timeoutS);
     }
 
+    /// <summary>Asserts the lifecycle's outcome, showing its reason when it is not the expected one.</summary>
+    protected static void AssertOutcome(string expected, Functions.Lifecycle.LifecycleOutcome outcome) =>
+        Assert.True(outcome.Outcome == expected, $"expected {expected}, got {outcome.Outcome} ({outcome.Stage}): {outcome.Reason}");
+
     protected async Task SeedProductionAsync()
     {
         var outcome = await RunAsync("1.0.0", Good);
-        Assert.Equal("production", outcome.Outcome);
+        AssertOutcome("production", outcome);
     }
 
     /// <summary>A simulated worker replica on its own storage clients, so it outlives a restart of the control plane.</summary>

@@ -23,7 +23,7 @@ public sealed class ApprovalTests(AzuriteFixture azurite) : Scenario(azurite)
         await Host.SendAsync(instance, OperatorAction.Approve);
         var outcome = await Host.WaitDoneAsync(instance);
 
-        Assert.Equal("production", outcome.Outcome);
+        AssertOutcome("production", outcome);
         Assert.Contains(("shadow", "canary"), await TransitionsAsync("2.0.0"));
     }
 

@@ -15,7 +15,7 @@ public sealed class CanaryTests(AzuriteFixture azurite) : Scenario(azurite)
 
         var outcome = await RunAsync("1.0.1", Good);
 
-        Assert.Equal("production", outcome.Outcome);
+        AssertOutcome("production", outcome);
         var routes = await Host.Registry.GetRoutesAsync(Model, Token);
         Assert.Equal(("1.0.1", (string?)null, 0), (routes.Production, routes.Candidate, routes.CandidateWeightBp));
         Assert.Equal(Stage.Superseded, (await Host.Registry.GetVersionAsync(Model, "1.0.0", Token)).Stage);
@@ -49,7 +49,7 @@ public sealed class CanaryTests(AzuriteFixture azurite) : Scenario(azurite)
 
         var outcome = await RunAsync("1.0.1", Good);
 
-        Assert.Equal("rolled_back", outcome.Outcome);
+        AssertOutcome("rolled_back", outcome);
         Assert.Contains("p95", outcome.Reason, StringComparison.Ordinal);
         var routes = await Host.Registry.GetRoutesAsync(Model, Token);
         Assert.Equal(("1.0.0", (string?)null, 0), (routes.Production, routes.Candidate, routes.CandidateWeightBp));
@@ -66,7 +66,7 @@ public sealed class CanaryTests(AzuriteFixture azurite) : Scenario(azurite)
 
         var outcome = await RunAsync("1.0.1", Good);
 
-        Assert.Equal("rolled_back", outcome.Outcome);
+        AssertOutcome("rolled_back", outcome);
         Assert.StartsWith("canary at 50%: candidate error rate", outcome.Reason, StringComparison.Ordinal);
         Assert.Equal(Stage.RolledBack, (await Host.Registry.GetVersionAsync(Model, "1.0.1", Token)).Stage);
         Assert.DoesNotContain(10000, await CandidateWeightsAsync("1.0.1"));
@@ -82,7 +82,7 @@ public sealed class CanaryTests(AzuriteFixture azurite) : Scenario(azurite)
 
         var outcome = await RunAsync("1.0.1", Good);
 
-        Assert.Equal("rolled_back", outcome.Outcome);
+        AssertOutcome("rolled_back", outcome);
         Assert.StartsWith("canary at 100%: candidate error rate 30.0%", outcome.Reason, StringComparison.Ordinal);
         Assert.Contains("production baseline: its own traffic during step 1 (50%)", outcome.Reason, StringComparison.Ordinal);
         var routes = await Host.Registry.GetRoutesAsync(Model, Token);
@@ -114,7 +114,7 @@ public sealed class CanaryTests(AzuriteFixture azurite) : Scenario(azurite)
         Assert.Equal("insufficient_evidence", extending.Decision);
         var outcome = await Host.WaitDoneAsync(instance);
 
-        Assert.Equal("rolled_back", outcome.Outcome);
+        AssertOutcome("rolled_back", outcome);
         Assert.Contains("insufficient_evidence after 2 extension(s): too few requests", outcome.Reason, StringComparison.Ordinal);
         var steps = (await ReportAsync("1.0.1", "canary"))["steps"]!.AsArray()
             .Where(s => s!["verdict"]!.GetValue<string>() == "insufficient_evidence")
@@ -136,7 +136,7 @@ public sealed class CanaryTests(AzuriteFixture azurite) : Scenario(azurite)
 
         var outcome = await Host.WaitDoneAsync(instance);
 
-        Assert.Equal("rolled_back", outcome.Outcome);
+        AssertOutcome("rolled_back", outcome);
         Assert.StartsWith("canary at 50%: ", outcome.Reason, StringComparison.Ordinal);
         Assert.Contains("after 2 extension(s)", outcome.Reason, StringComparison.Ordinal);
         Assert.Equal("1.0.0", (await Host.Registry.GetRoutesAsync(Model, Token)).Production);
@@ -156,7 +156,7 @@ public sealed class CanaryTests(AzuriteFixture azurite) : Scenario(azurite)
 
         var outcome = await RunAsync("1.0.1", Good, Fast(("warmup_timeout_s", 1.5)));
 
-        Assert.Equal("rolled_back", outcome.Outcome);
+        AssertOutcome("rolled_back", outcome);
         Assert.Contains("not warm after 1.5s", outcome.Reason, StringComparison.Ordinal);
         Assert.Contains("sim-1", outcome.Reason, StringComparison.Ordinal);
         var routes = await Host.Registry.GetRoutesAsync(Model, Token);
@@ -178,7 +178,7 @@ public sealed class CanaryTests(AzuriteFixture azurite) : Scenario(azurite)
 
         var outcome = await RunAsync("1.0.1", Good, Fast(("strategy", "blue_green"), ("bake_s", 1.0)));
 
-        Assert.Equal("production", outcome.Outcome);
+        AssertOutcome("production", outcome);
         Assert.Equal([0, 10000], await CandidateWeightsAsync("1.0.1")); // pre-warm, then everything at once
         Assert.Equal("blue_green passed all 1 step(s)", outcome.Reason);
     }
@@ -192,7 +192,7 @@ public sealed class CanaryTests(AzuriteFixture azurite) : Scenario(azurite)
 
         var outcome = await RunAsync("1.0.1", Good, Fast(("strategy", "blue_green"), ("bake_s", 1.0)));
 
-        Assert.Equal("rolled_back", outcome.Outcome);
+        AssertOutcome("rolled_back", outcome);
         Assert.StartsWith("canary at 100%: candidate error rate 30.0%", outcome.Reason, StringComparison.Ordinal);
         Assert.Contains("production baseline: its traffic in the", outcome.Reason, StringComparison.Ordinal);
         Assert.Equal("1.0.0", (await Host.Registry.GetRoutesAsync(Model, Token)).Production);
@@ -208,7 +208,7 @@ public sealed class CanaryTests(AzuriteFixture azurite) : Scenario(azurite)
 
         var outcome = await RunAsync("1.0.1", Cli.Samples.SampleDatasets.WeakClassifier(Digits.Train));
 
-        Assert.Equal("rejected", outcome.Outcome);
+        AssertOutcome("rejected", outcome);
         Assert.Contains("evaluation gate failed: accuracy regressed", outcome.Reason, StringComparison.Ordinal);
         Assert.Equal(("evaluating", "rejected"), (await TransitionsAsync("1.0.1"))[^1]);
         var report = await ReportAsync("1.0.1", "evaluation");
@@ -223,7 +223,7 @@ public sealed class CanaryTests(AzuriteFixture azurite) : Scenario(azurite)
 
         var outcome = await RunAsync("1.1.0", Cli.Samples.SampleDatasets.NarrowerInput(Digits.Train));
 
-        Assert.Equal("rejected", outcome.Outcome);
+        AssertOutcome("rejected", outcome);
         Assert.Contains("incompatible with the production version", outcome.Reason, StringComparison.Ordinal);
         Assert.Contains("'input' shape changed", outcome.Reason, StringComparison.Ordinal);
         Assert.Equal("1.0.0", (await Host.Registry.GetRoutesAsync(Model, Token)).Production);

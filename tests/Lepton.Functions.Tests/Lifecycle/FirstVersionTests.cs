@@ -32,7 +32,7 @@ public sealed class FirstVersionTests(AzuriteFixture azurite) : Scenario(azurite
     {
         var outcome = await RunAsync("1.0.0", "this is not an onnx file at all"u8.ToArray());
 
-        Assert.Equal("rejected", outcome.Outcome);
+        AssertOutcome("rejected", outcome);
         Assert.Contains("not an ONNX model", outcome.Reason, StringComparison.Ordinal);
         var record = await Host.Registry.GetVersionAsync(Model, "1.0.0", Token);
         Assert.Equal(Stage.Rejected, record.Stage);
@@ -52,7 +52,7 @@ public sealed class FirstVersionTests(AzuriteFixture azurite) : Scenario(azurite
         var nan = Cli.Samples.SampleModels.NanOutsideRange(64, 10, new float[640], new float[10], maxInput: -1);
         var outcome = await RunAsync("1.0.0", nan);
 
-        Assert.Equal("rejected", outcome.Outcome);
+        AssertOutcome("rejected", outcome);
         Assert.Contains("non-finite", outcome.Reason, StringComparison.Ordinal);
     }
 
@@ -61,7 +61,7 @@ public sealed class FirstVersionTests(AzuriteFixture azurite) : Scenario(azurite
     {
         var outcome = await RunAsync("1.0.0", Cli.Samples.SampleModels.FixedShape(20000, 20000));
 
-        Assert.Equal("rejected", outcome.Outcome);
+        AssertOutcome("rejected", outcome);
         Assert.Contains("20000×20000", outcome.Reason, StringComparison.Ordinal);
         Assert.Null((await Host.Registry.GetRoutesAsync(Model, Token)).Production);
     }

@@ -54,7 +54,7 @@ public sealed class OperatorCommandTests(AzuriteFixture azurite) : Scenario(azur
         await Host.SendAsync(instance, OperatorAction.Rollback, "customers report bad digits");
         var outcome = await Host.WaitDoneAsync(instance);
 
-        Assert.Equal("rolled_back", outcome.Outcome);
+        AssertOutcome("rolled_back", outcome);
         Assert.Contains("customers report bad digits", outcome.Reason, StringComparison.Ordinal);
         Assert.Equal("1.0.0", (await Host.Registry.GetRoutesAsync(Model, Token)).Production);
         Assert.Equal(Stage.Production, (await Host.Registry.GetVersionAsync(Model, "1.0.0", Token)).Stage);
@@ -78,7 +78,7 @@ public sealed class OperatorCommandTests(AzuriteFixture azurite) : Scenario(azur
 
         // The bake went on to its end: the reference ended it early on any command.
         Assert.Equal((LifecyclePhase.Baking, Stage.Production), (seen.Phase, seen.Stage));
-        Assert.Equal("production", outcome.Outcome);
+        AssertOutcome("production", outcome);
         var metadata = await Host.Client.GetInstanceAsync(instance, cancellation: Token);
         var promotedAt = (await Host.Registry.HistoryAsync(Model, "1.0.1", Token)).Single(e => e.To == "production").At;
         Assert.True(metadata!.LastUpdatedAt - promotedAt >= TimeSpan.FromSeconds(BakeS - 0.5), $"the bake ended {(metadata.LastUpdatedAt - promotedAt).TotalSeconds:F1}s after the promotion");
@@ -129,7 +129,7 @@ public sealed class OperatorCommandTests(AzuriteFixture azurite) : Scenario(azur
         await Host.SendAsync(instance, OperatorAction.Promote, "signed off elsewhere");
         var outcome = await Host.WaitDoneAsync(instance);
 
-        Assert.Equal("production", outcome.Outcome);
+        AssertOutcome("production", outcome);
         Assert.Equal(("evaluating", "production"), (await TransitionsAsync("2.0.0"))[^1]);
         Assert.Empty(await CandidateWeightsAsync("2.0.0"));
     }
@@ -151,7 +151,7 @@ public sealed class OperatorCommandTests(AzuriteFixture azurite) : Scenario(azur
         var outcome = await Host.WaitDoneAsync(instance);
 
         Assert.Equal(Stage.Canary, seen.Stage); // still warming after the command
-        Assert.Equal("rolled_back", outcome.Outcome);
+        AssertOutcome("rolled_back", outcome);
         Assert.Contains("not warm after 4s", outcome.Reason, StringComparison.Ordinal);
         var rolledBackAt = (await Host.Registry.HistoryAsync(Model, "1.0.1", Token))[^1].At;
         Assert.True(rolledBackAt - warming >= TimeSpan.FromSeconds(2.5), $"rolled back {(rolledBackAt - warming).TotalSeconds:F1}s into a 4 s warm-up");

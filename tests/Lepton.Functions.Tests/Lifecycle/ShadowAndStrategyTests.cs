@@ -14,7 +14,7 @@ public sealed class ShadowAndStrategyTests(AzuriteFixture azurite) : Scenario(az
 
         var outcome = await RunAsync("1.1.0", Good);
 
-        Assert.Equal("production", outcome.Outcome);
+        AssertOutcome("production", outcome);
         var moves = await TransitionsAsync("1.1.0");
         Assert.Contains(("evaluating", "shadow"), moves);
         Assert.Contains(("shadow", "canary"), moves);
@@ -41,7 +41,7 @@ public sealed class ShadowAndStrategyTests(AzuriteFixture azurite) : Scenario(az
 
         var outcome = await RunAsync("1.1.0", Good);
 
-        Assert.Equal("rolled_back", outcome.Outcome);
+        AssertOutcome("rolled_back", outcome);
         Assert.StartsWith("shadow: candidate agrees with production on", outcome.Reason, StringComparison.Ordinal);
         Assert.Contains("below the 95% floor", outcome.Reason, StringComparison.Ordinal);
         var moves = await TransitionsAsync("1.1.0");

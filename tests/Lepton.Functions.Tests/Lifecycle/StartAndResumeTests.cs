@@ -56,7 +56,7 @@ public sealed class StartAndResumeTests(AzuriteFixture azurite) : Scenario(azuri
 
         var outcome = await Host.WaitDoneAsync(instance);
 
-        Assert.Equal("refused", outcome.Outcome);
+        AssertOutcome("refused", outcome);
         Assert.Contains("start it again for the current file", outcome.Reason, StringComparison.Ordinal);
         Assert.Null(await Host.Registry.FindVersionAsync(Model, "1.0.0", Token));
     }
@@ -113,7 +113,7 @@ public sealed class StartAndResumeTests(AzuriteFixture azurite) : Scenario(azuri
         Assert.Equal("reconciler", input.Actor);
         var outcome = await restarted.WaitDoneAsync(instance);
 
-        Assert.Equal("production", outcome.Outcome);
+        AssertOutcome("production", outcome);
         var weights = (await restarted.Store.GetReportAsync(Model, "1.0.1", "canary", Token))["steps"]!.AsArray().Select(s => s!["weight_bp"]!.GetValue<int>()).ToHashSet();
         Assert.Subset(new HashSet<int> { 2500, 10000 }, weights); // the start body's steps, not the default 1 % → 100 %
         Assert.Equal("1.0.1", (await restarted.Registry.GetRoutesAsync(Model, Token)).Production);
