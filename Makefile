@@ -21,8 +21,10 @@ $(NPM_STAMP): package.json package-lock.json
 build: install
 	$(DOTNET) build $(SOLUTION) --nologo -clp:NoSummary
 
-run: install
-	$(DOTNET) run --project src/Cli -- dev $(RUN_ARGS)
+# The built CLI is exec'd (not `dotnet run`), so the stack is make's direct child: it dies with make
+# (its parent-death signal), and its own children die with it, however it is stopped.
+run: build
+	exec $(DOTNET) src/Cli/bin/Debug/net10.0/lepton.dll dev $(RUN_ARGS)
 
 test: build
 	$(DOTNET) test --solution $(SOLUTION) --no-build --timeout $(TEST_TIMEOUT) --fail-skips on $(TEST_ARGS)
