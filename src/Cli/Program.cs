@@ -15,4 +15,5 @@ foreach (var command in OperatorCommands.Create())
 root.Subcommands.Add(InspectCommands.Routes());
 root.Subcommands.Add(InspectCommands.History());
 root.Subcommands.Add(OperatorCommands.Infer());
+root.Subcommands.Add(DemoCommand.Create());
 return await root.Parse(args).InvokeAsync();
