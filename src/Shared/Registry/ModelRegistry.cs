@@ -334,6 +334,55 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
     }
 
     /// <summary>
+    /// Routes rows written at or after <paramref name="since"/> (server time; <c>null</c> = all), with
+    /// the server's timestamp of each: a replica polling with the latest timestamp it saw reads only
+    /// what changed (an unchanged table costs an empty answer), across every model or only
+    /// <paramref name="models"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<(Routes Routes, DateTimeOffset Changed)>> RoutesChangedSinceAsync(
+        DateTimeOffset? since, IReadOnlyCollection<string>? models = null, CancellationToken cancellationToken = default)
+    {
+        var changed = new List<(Routes, DateTimeOffset)>();
+        if (models is { Count: > 0 })
+        {
+            foreach (var model in models)
+            {
+                ModelName.Validate(model);
+                var filter = since is { } t
+                    ? TableClient.CreateQueryFilter($"PartitionKey eq {model} and Timestamp ge {t}")
+                    : TableClient.CreateQueryFilter($"PartitionKey eq {model}");
+                await foreach (var entity in _routes.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+                {
+                    changed.Add((ToRoutes(entity), entity.Timestamp ?? DateTimeOffset.MinValue));
+                }
+            }
+            return changed;
+        }
+        var all = since is { } s ? TableClient.CreateQueryFilter($"Timestamp ge {s}") : null;
+        await foreach (var entity in _routes.QueryAsync<TableEntity>(all, cancellationToken: cancellationToken))
+        {
+            changed.Add((ToRoutes(entity), entity.Timestamp ?? DateTimeOffset.MinValue));
+        }
+        return changed;
+    }
+
+    /// <summary>Versions of <paramref name="model"/> written at or after <paramref name="since"/> (<c>null</c> = all), with the server's timestamps.</summary>
+    public async Task<IReadOnlyList<(ModelVersion Version, DateTimeOffset Changed)>> VersionsChangedSinceAsync(
+        string model, DateTimeOffset? since, CancellationToken cancellationToken = default)
+    {
+        ModelName.Validate(model);
+        var filter = since is { } t
+            ? TableClient.CreateQueryFilter($"PartitionKey eq {model} and Timestamp ge {t}")
+            : TableClient.CreateQueryFilter($"PartitionKey eq {model}");
+        var changed = new List<(ModelVersion, DateTimeOffset)>();
+        await foreach (var entity in _versions.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+        {
+            changed.Add((ToVersion(entity), entity.Timestamp ?? DateTimeOffset.MinValue));
+        }
+        return changed;
+    }
+
+    /// <summary>
     /// Replaces a model's routes after validation. Pass the <see cref="Routes"/> you read (with its
     /// ETag) to make the write conditional: routes written by someone else in between raise
     /// <see cref="ConcurrencyConflictException"/> and nothing is written.

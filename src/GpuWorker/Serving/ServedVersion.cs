@@ -1,0 +1,121 @@
+using Lepton.GpuWorker.Observability;
+
+namespace Lepton.GpuWorker.Serving;
+
+/// <summary>
+/// One ready version: its ONNX session behind a dynamic batcher, with leases so that unloading it
+/// never cuts a request short: the session is disposed only after the last lease is returned.
+/// </summary>
+public sealed class ServedVersion : IAsyncDisposable
+{
+    // Moving average of a batch's ONNX Runtime time: decides whether queued batches are cheap
+    // enough to run on the dispatching thread.
+    private const double Smoothing = 0.1;
+
+    private readonly double _inlineBelowMs;
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private double _averageBatchMs;
+    private int _leases;
+    private int _retired;
+
+    public ServedVersion(
+        OnnxVersion onnx,
+        WorkerMetrics.VersionInstruments metrics,
+        TimeSpan maxDelay,
+        int maxConcurrentBatches,
+        double inlineBelowMs,
+        double warmComputeMs,
+        long footprint,
+        TimeProvider time)
+    {
+        Onnx = onnx;
+        Metrics = metrics;
+        Footprint = footprint;
+        _inlineBelowMs = inlineBelowMs;
+        _averageBatchMs = warmComputeMs;
+        Batcher = new DynamicBatcher<BatchItem, ItemResult>(
+            RunBatchAsync,
+            new BatcherOptions(onnx.MaxBatchSize, maxDelay, maxConcurrentBatches),
+            rowsOf: item => item.Rows,
+            keyOf: item => item.Key,
+            onBatch: info =>
+            {
+                metrics.Batch(info.Rows, info.QueueTimes);
+                Statistics.Queued(info.QueueTimes);
+            },
+            time: time,
+            runOnDispatcher: () => Volatile.Read(ref _averageBatchMs) < _inlineBelowMs);
+    }
+
+    public OnnxVersion Onnx { get; }
+
+    public string Model => Onnx.Model;
+
+    public string Version => Onnx.Version;
+
+    public long Footprint { get; }
+
+    public WorkerMetrics.VersionInstruments Metrics { get; }
+
+    /// <summary>Counts for Triton's statistics extension.</summary>
+    public VersionStatistics Statistics { get; } = new();
+
+    /// <summary>The moving average of a batch's ONNX Runtime time (ms), seeded by the warm-up run.</summary>
+    public double AverageBatchMs => Volatile.Read(ref _averageBatchMs);
+
+    public DynamicBatcher<BatchItem, ItemResult> Batcher { get; }
+
+    /// <summary>Runs one request's item, batched with concurrent ones.</summary>
+    public ValueTask<ItemResult> InferAsync(BatchItem item) => Batcher.SubmitAsync(item);
+
+    private ValueTask<IReadOnlyList<ItemResult>> RunBatchAsync(IReadOnlyList<BatchItem> items)
+    {
+        var results = Onnx.RunBatch(items);
+        var batchMs = 0.0;
+        foreach (var result in results)
+        {
+            batchMs += result.ComputeMs;
+        }
+        Volatile.Write(ref _averageBatchMs, _averageBatchMs + (Smoothing * (batchMs - _averageBatchMs)));
+        Metrics.Compute(batchMs / 1000.0);
+        Statistics.Executed(batchMs);
+        return ValueTask.FromResult<IReadOnlyList<ItemResult>>(results);
+    }
+
+    /// <summary>Takes a lease for one request; <c>false</c> once the version is being unloaded.</summary>
+    public bool TryLease()
+    {
+        Interlocked.Increment(ref _leases);
+        if (Volatile.Read(ref _retired) == 0)
+        {
+            return true;
+        }
+        Return();
+        return false;
+    }
+
+    public void Return()
+    {
+        if (Interlocked.Decrement(ref _leases) == 0 && Volatile.Read(ref _retired) == 1)
+        {
+            _drained.TrySetResult();
+        }
+    }
+
+    /// <summary>Refuses new leases, waits for the ones out, then closes the batcher and the session.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _retired, 1) == 1)
+        {
+            return;
+        }
+        if (Volatile.Read(ref _leases) == 0)
+        {
+            _drained.TrySetResult();
+        }
+        await _drained.Task;
+        await Batcher.DisposeAsync();
+        Metrics.Ready(false);
+        Onnx.Dispose();
+    }
+}
