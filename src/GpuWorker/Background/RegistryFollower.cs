@@ -108,10 +108,12 @@ public sealed class RegistryFollower(
             }
         }
         _versionsSeen[model] = newest;
-        var superseded = state.Versions
+        var lkg = state.Versions
             .Where(p => p.Key.Model == model && p.Value.Stage == Stage.Superseded)
-            .MaxBy(p => p.Value.Updated);
-        if (superseded.Key.Version is { } lkg)
+            .OrderByDescending(p => p.Value.Updated)
+            .Select(p => p.Key.Version)
+            .FirstOrDefault();
+        if (lkg is not null)
         {
             state.LastKnownGood[model] = lkg;
         }
