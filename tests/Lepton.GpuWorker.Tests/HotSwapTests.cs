@@ -142,7 +142,9 @@ public sealed class HotSwapTests(AzuriteFixture azurite) : IDisposable
     public async Task Batching_over_http_returns_exactly_the_unbatched_results()
     {
         var ct = TestContext.Current.CancellationToken;
-        var onnx = TestModels.Digits();
+        // Slow on purpose (extra square MatMuls, same predictions): requests arrive while one runs, so
+        // they queue and share batches; a microsecond model would finish each before the next came.
+        var onnx = TestModels.SlowDigits();
         await Publisher.PublishAsync(_model, "1.0.0", onnx, batching: new Batching(MaxBatchSize: 16, MaxDelayMs: 20));
         await Publisher.RouteAsync(_model, r => r with { Production = "1.0.0" });
         var requests = Enumerable.Range(0, 48).Select(i => (Rows: 1 + (i % 3), X: TestModels.DigitsRows(1 + (i % 3), i))).ToArray();

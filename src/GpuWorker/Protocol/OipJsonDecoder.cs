@@ -59,6 +59,12 @@ public static class OipJsonDecoder
             Dispose(inputs);
             throw Fail($"the body is not valid JSON ({error.Message})");
         }
+        catch (InvalidOperationException)
+        {
+            // Utf8JsonReader validates UTF-8 only when a string is transcoded.
+            Dispose(inputs);
+            throw Fail("the body is not valid JSON (a string is not valid UTF-8)");
+        }
         catch
         {
             Dispose(inputs);

@@ -15,6 +15,15 @@ public static class TestModels
         return SampleModels.LinearClassifier(64, 10, weights, bias);
     }
 
+    /// <summary><see cref="Digits"/>'s predictions, computed the slow way (extra 256×256 MatMuls per row).</summary>
+    public static byte[] SlowDigits(int seed = 7, int extraLayers = 24)
+    {
+        var random = new Random(seed);
+        var weights = Enumerable.Range(0, 64 * 10).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        var bias = Enumerable.Range(0, 10).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+        return SampleModels.SlowClassifier(64, 10, weights, bias, extraLayers);
+    }
+
     /// <summary>Rows of digits-like inputs in [0, 16).</summary>
     public static float[] DigitsRows(int rows, int seed)
     {
