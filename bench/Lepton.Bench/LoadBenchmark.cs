@@ -29,6 +29,58 @@ public static class LoadBenchmark
 
     private sealed record Plan(int Rounds, double Seconds, double SwapSeconds, double IdleSeconds);
 
+    /// <summary>Debugging aid: the idle worker's CPU per 2 s window.</summary>
+    public static async Task<int> IdleAsync()
+    {
+        var tmp = Directory.CreateTempSubdirectory("lepton-bench-").FullName;
+        await using var azurite = await Azurite.StartAsync();
+        var clients = await azurite.ClientsAsync();
+        var registry = new ModelRegistry(clients, TimeProvider.System);
+        var store = new ModelStore(clients, new ModelStoreOptions { CacheDir = Path.Combine(tmp, "publisher") });
+        await PublishAsync(registry, store, "tiny", "1.0.0", SampleModels.AddOne(4), Stage.Production);
+        await Route(registry, "tiny", r => r with { Production = "1.0.0" });
+        var port = FreePort();
+        using var idle = StartWorker(azurite, tmp, port, pinned: true, fast: false);
+        using (var idleHttp = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") })
+        {
+            await WaitReadyAsync(idleHttp, [("tiny", "1.0.0")]);
+        }
+        Console.WriteLine($"worker pid {idle.Id}");
+        Dictionary<string, (string, long)> Threads()
+        {
+            var result = new Dictionary<string, (string, long)>();
+            foreach (var task in Directory.GetDirectories($"/proc/{idle.Id}/task"))
+            {
+                try
+                {
+                    var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                    var comm = stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')];
+                    var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                    result[Path.GetFileName(task)] = (comm, long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture));
+                }
+                catch (IOException)
+                {
+                }
+            }
+            return result;
+        }
+        var first = Threads();
+        await Task.Delay(TimeSpan.FromSeconds(16));
+        var second = Threads();
+        foreach (var (tid, (comm, ticks)) in second.OrderByDescending(t => t.Value.Item2 - first.GetValueOrDefault(t.Key).Item2).Take(8))
+        {
+            Console.WriteLine($"thread {tid} {comm}: {ticks - first.GetValueOrDefault(tid).Item2} ticks");
+        }
+        for (var i = 0; i < 15; i++)
+        {
+            var before = CpuSeconds(idle.Id);
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            Console.WriteLine($"{i * 2,3}s: {(CpuSeconds(idle.Id) - before) / 2 * 100:F2} %");
+        }
+        idle.Kill();
+        return 0;
+    }
+
     public static async Task<int> RunAsync(string[] args)
     {
         var plan = args.Contains("--quick") ? new Plan(1, 1.0, 4.0, 4.0) : new Plan(3, 2.0, 8.0, 10.0);
@@ -242,6 +294,7 @@ public static class LoadBenchmark
             ["LEPTON_WORKER_AUTH"] = "none",
             ["LEPTON_WORKER_DRAIN_S"] = "0",
             ["DOTNET_gcServer"] = "0",
+            ["DOTNET_TieredPGO"] = Environment.GetEnvironmentVariable("BENCH_TIEREDPGO") ?? "1",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
         };
         if (fast)

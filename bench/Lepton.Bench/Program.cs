@@ -10,6 +10,7 @@ return command switch
     "raw" => RawOrt.Run(rest),
     "micro" => Micro.Run(rest),
     "load" => await LoadBenchmark.RunAsync(rest),
+    "idle" => await LoadBenchmark.IdleAsync(),
     _ => Usage(),
 };
 

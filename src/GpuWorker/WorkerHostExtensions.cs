@@ -40,6 +40,8 @@ public static class WorkerHostExtensions
     public static WebApplicationBuilder AddLeptonWorker(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
+        // Per-request framework logs (request starting/finished) cost more than a tiny model's inference.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         // Auth decides which handlers exist, so it is read (and refused) now, before the host is built.
         var auth = AuthOptions.FromConfiguration(builder.Configuration);
         services.AddSingleton(auth);

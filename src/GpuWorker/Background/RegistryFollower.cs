@@ -26,8 +26,9 @@ public sealed class RegistryFollower(
     // with an earlier timestamp is still picked up; unchanged rows are recognised by their ETag.
     private static readonly TimeSpan Overlap = TimeSpan.FromSeconds(2);
 
-    private readonly Dictionary<string, DateTimeOffset> _versionsSeen = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _followed = new(StringComparer.Ordinal);
     private DateTimeOffset? _routesSeen;
+    private DateTimeOffset? _versionsSeen;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -68,9 +69,9 @@ public sealed class RegistryFollower(
             // A followed model without a routes row yet: known, with nothing to serve.
             state.Stored.TryAdd(model, new Routes { Model = model });
         }
+        await FollowVersionsAsync([.. state.Stored.Keys], cancellationToken);
         foreach (var model in state.Stored.Keys)
         {
-            await FollowVersionsAsync(model, cancellationToken);
             var routes = state.Stored[model];
             var lkg = state.LastKnownGood.GetValueOrDefault(model);
             foreach (var version in new[] { routes.Production, routes.Candidate, routes.Shadow, lkg }.OfType<string>().Distinct(StringComparer.Ordinal))
@@ -86,40 +87,53 @@ public sealed class RegistryFollower(
         state.MarkSynced();
     }
 
-    private async Task FollowVersionsAsync(string model, CancellationToken cancellationToken)
+    private async Task FollowVersionsAsync(IReadOnlyList<string> models, CancellationToken cancellationToken)
     {
-        DateTimeOffset? since = _versionsSeen.TryGetValue(model, out var seen) ? seen - Overlap : null;
-        var newest = seen;
-        foreach (var (version, changed) in await registry.VersionsChangedSinceAsync(model, since, cancellationToken))
+        // Models seen for the first time are read whole; the others only for what changed.
+        var fresh = models.Where(m => !_followed.Contains(m)).ToList();
+        var changedRows = new List<(ModelVersion Version, DateTimeOffset Changed)>();
+        if (fresh.Count > 0)
         {
-            state.Versions[(model, version.Version)] = new KnownVersion(version.Stage, version.Reason, version.Updated);
-            if (changed > newest)
+            changedRows.AddRange(await registry.VersionsChangedSinceAsync(fresh, null, cancellationToken));
+        }
+        var known = models.Where(_followed.Contains).ToList();
+        if (known.Count > 0)
+        {
+            changedRows.AddRange(await registry.VersionsChangedSinceAsync(known, _versionsSeen - Overlap, cancellationToken));
+        }
+        _followed.UnionWith(fresh);
+        foreach (var (version, changed) in changedRows)
+        {
+            state.Versions[(version.Model, version.Version)] = new KnownVersion(version.Stage, version.Reason, version.Updated);
+            if (_versionsSeen is null || changed > _versionsSeen)
             {
-                newest = changed;
+                _versionsSeen = changed;
             }
-            if (!StageMachine.ServableStages.Contains(version.Stage) && pool.Find(model, version.Version) is not null)
+            if (!StageMachine.ServableStages.Contains(version.Stage) && pool.Find(version.Model, version.Version) is not null)
             {
                 // Rejected or rolled back: it no longer answers pinned requests either.
                 if (log.IsEnabled(LogLevel.Information))
                 {
-                    log.LogInformation("{Model} {Version} is {Stage}: unloading it", model, version.Version, StageNames.ToWire(version.Stage));
+                    log.LogInformation("{Model} {Version} is {Stage}: unloading it", version.Model, version.Version, StageNames.ToWire(version.Stage));
                 }
-                await pool.UnloadAsync(model, version.Version);
+                await pool.UnloadAsync(version.Model, version.Version);
             }
         }
-        _versionsSeen[model] = newest;
-        var lkg = state.Versions
-            .Where(p => p.Key.Model == model && p.Value.Stage == Stage.Superseded)
-            .OrderByDescending(p => p.Value.Updated)
-            .Select(p => p.Key.Version)
-            .FirstOrDefault();
-        if (lkg is not null)
+        foreach (var model in models)
         {
-            state.LastKnownGood[model] = lkg;
-        }
-        else
-        {
-            state.LastKnownGood.TryRemove(model, out _);
+            var lkg = state.Versions
+                .Where(p => p.Key.Model == model && p.Value.Stage == Stage.Superseded)
+                .OrderByDescending(p => p.Value.Updated)
+                .Select(p => p.Key.Version)
+                .FirstOrDefault();
+            if (lkg is not null)
+            {
+                state.LastKnownGood[model] = lkg;
+            }
+            else
+            {
+                state.LastKnownGood.TryRemove(model, out _);
+            }
         }
     }
 

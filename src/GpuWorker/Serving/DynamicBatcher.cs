@@ -40,6 +40,8 @@ public readonly record struct BatchInfo(int Items, int Rows, TimeSpan[] QueueTim
 /// </remarks>
 public sealed class DynamicBatcher<TIn, TOut> : IAsyncDisposable
 {
+    private static readonly TimeSpan[] NoWait = [TimeSpan.Zero];
+
     private readonly Func<IReadOnlyList<TIn>, ValueTask<IReadOnlyList<TOut>>> _runBatch;
     private readonly BatcherOptions _options;
     private readonly Func<TIn, int> _rowsOf;
@@ -108,7 +110,7 @@ public sealed class DynamicBatcher<TIn, TOut> : IAsyncDisposable
     {
         try
         {
-            _onBatch?.Invoke(new BatchInfo(1, _rowsOf(item), [TimeSpan.Zero]));
+            _onBatch?.Invoke(new BatchInfo(1, _rowsOf(item), NoWait));
             var results = await _runBatch([item]);
             if (results.Count != 1)
             {
@@ -128,8 +130,12 @@ public sealed class DynamicBatcher<TIn, TOut> : IAsyncDisposable
     private void Release()
     {
         Interlocked.Decrement(ref _running);
-        // Wakes the dispatcher: a free slot may start a queued batch (at once if now idle).
-        _inbox.Writer.TryWrite(null);
+        // Wakes the dispatcher when something waits: a free slot may start a queued batch (at once
+        // if now idle). An item queued after this check wakes the dispatcher itself.
+        if (Volatile.Read(ref _queued) > 0 || _closed)
+        {
+            _inbox.Writer.TryWrite(null);
+        }
     }
 
     private async Task DispatchAsync()

@@ -337,49 +337,61 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
     /// Routes rows written at or after <paramref name="since"/> (server time; <c>null</c> = all), with
     /// the server's timestamp of each: a replica polling with the latest timestamp it saw reads only
     /// what changed (an unchanged table costs an empty answer), across every model or only
-    /// <paramref name="models"/>.
+    /// <paramref name="models"/> (a few models per request).
     /// </summary>
     public async Task<IReadOnlyList<(Routes Routes, DateTimeOffset Changed)>> RoutesChangedSinceAsync(
         DateTimeOffset? since, IReadOnlyCollection<string>? models = null, CancellationToken cancellationToken = default)
     {
         var changed = new List<(Routes, DateTimeOffset)>();
-        if (models is { Count: > 0 })
+        foreach (var filter in ChangedFilters(since, models))
         {
-            foreach (var model in models)
+            await foreach (var entity in _routes.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
             {
-                ModelName.Validate(model);
-                var filter = since is { } t
-                    ? TableClient.CreateQueryFilter($"PartitionKey eq {model} and Timestamp ge {t}")
-                    : TableClient.CreateQueryFilter($"PartitionKey eq {model}");
-                await foreach (var entity in _routes.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
-                {
-                    changed.Add((ToRoutes(entity), entity.Timestamp ?? DateTimeOffset.MinValue));
-                }
+                changed.Add((ToRoutes(entity), entity.Timestamp ?? DateTimeOffset.MinValue));
             }
-            return changed;
-        }
-        var all = since is { } s ? TableClient.CreateQueryFilter($"Timestamp ge {s}") : null;
-        await foreach (var entity in _routes.QueryAsync<TableEntity>(all, cancellationToken: cancellationToken))
-        {
-            changed.Add((ToRoutes(entity), entity.Timestamp ?? DateTimeOffset.MinValue));
         }
         return changed;
     }
 
-    /// <summary>Versions of <paramref name="model"/> written at or after <paramref name="since"/> (<c>null</c> = all), with the server's timestamps.</summary>
+    /// <summary>Versions of <paramref name="models"/> written at or after <paramref name="since"/> (<c>null</c> = all), with the server's timestamps.</summary>
     public async Task<IReadOnlyList<(ModelVersion Version, DateTimeOffset Changed)>> VersionsChangedSinceAsync(
-        string model, DateTimeOffset? since, CancellationToken cancellationToken = default)
+        IReadOnlyCollection<string> models, DateTimeOffset? since, CancellationToken cancellationToken = default)
     {
-        ModelName.Validate(model);
-        var filter = since is { } t
-            ? TableClient.CreateQueryFilter($"PartitionKey eq {model} and Timestamp ge {t}")
-            : TableClient.CreateQueryFilter($"PartitionKey eq {model}");
         var changed = new List<(ModelVersion, DateTimeOffset)>();
-        await foreach (var entity in _versions.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+        if (models.Count == 0)
         {
-            changed.Add((ToVersion(entity), entity.Timestamp ?? DateTimeOffset.MinValue));
+            return changed;
+        }
+        foreach (var filter in ChangedFilters(since, models))
+        {
+            await foreach (var entity in _versions.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+            {
+                changed.Add((ToVersion(entity), entity.Timestamp ?? DateTimeOffset.MinValue));
+            }
         }
         return changed;
+    }
+
+    // Partition keys per query: keeps the filter (a URL query string) short.
+    private const int ModelsPerQuery = 16;
+
+    private static IEnumerable<string?> ChangedFilters(DateTimeOffset? since, IReadOnlyCollection<string>? models)
+    {
+        var time = since is { } t ? TableClient.CreateQueryFilter($"Timestamp ge {t}") : null;
+        if (models is not { Count: > 0 })
+        {
+            yield return time;
+            yield break;
+        }
+        foreach (var chunk in models.Chunk(ModelsPerQuery))
+        {
+            foreach (var model in chunk)
+            {
+                ModelName.Validate(model);
+            }
+            var partitions = "(" + string.Join(" or ", chunk.Select(m => TableClient.CreateQueryFilter($"PartitionKey eq {m}"))) + ")";
+            yield return time is null ? partitions : $"{partitions} and {time}";
+        }
     }
 
     /// <summary>
