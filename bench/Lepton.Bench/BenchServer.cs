@@ -15,7 +15,8 @@ public static class BenchServer
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        WorkerHostExtensions.TuneRuntimeForCpus();
+        var builder = WebApplication.CreateSlimBuilder(args);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.AddLeptonWorker();
         var app = builder.Build();

@@ -11,6 +11,7 @@ return command switch
     "micro" => Micro.Run(rest),
     "load" => await LoadBenchmark.RunAsync(rest),
     "idle" => await LoadBenchmark.IdleAsync(),
+    "profile" => await LoadBenchmark.ProfileAsync(rest),
     _ => Usage(),
 };
 

@@ -3,9 +3,12 @@ using Lepton.Shared;
 
 // The composition root: build the host, map the endpoints, run. Settings come from the
 // environment (LEPTON_WORKER_*, AzureWebJobsStorage…); a bad one stops the worker naming it.
+WorkerHostExtensions.TuneRuntimeForCpus();
 try
 {
-    var builder = WebApplication.CreateBuilder(args);
+    // The slim builder: no host filtering or HTTPS plumbing on every request; Kestrel, routing,
+    // configuration from the environment and console logging remain.
+    var builder = WebApplication.CreateSlimBuilder(args);
     builder.AddLeptonWorker();
     var app = builder.Build();
     app.MapLeptonWorker();

@@ -33,6 +33,18 @@ public static class WorkerHostExtensions
     public const string ServiceName = "lepton-gpuworker";
 
     /// <summary>
+    /// Call first thing in <c>Main</c>. On a single CPU an idle thread-pool thread spinning for work
+    /// steals the only core from the request it waits for: spinning is turned off there.
+    /// </summary>
+    public static void TuneRuntimeForCpus()
+    {
+        if (Environment.ProcessorCount == 1)
+        {
+            AppContext.SetData("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit", 0);
+        }
+    }
+
+    /// <summary>
     /// Registers options (read from <c>LEPTON_WORKER_*</c> and the shared settings, validated at
     /// start naming the setting), Kestrel's two listeners (HTTP/1.1 for the OIP routes, HTTP/2 for
     /// gRPC), the data plane, background loops, auth, metrics and telemetry.

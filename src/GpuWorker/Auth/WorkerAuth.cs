@@ -153,6 +153,11 @@ public static class WorkerAuthRegistration
 {
     public static IServiceCollection AddWorkerAuth(this IServiceCollection services, AuthOptions auth)
     {
+        if (auth.Mode == AuthMode.None)
+        {
+            // No auth services at all: WebApplication would otherwise add both middlewares to every request.
+            return services;
+        }
         services.AddAuthorizationBuilder()
             .AddPolicy(WorkerPolicies.Infer, p => p.RequireClaim(WorkerPolicies.PermissionClaim, "infer", "admin"))
             .AddPolicy(WorkerPolicies.Admin, p => p.RequireClaim(WorkerPolicies.PermissionClaim, "admin"));
@@ -162,11 +167,8 @@ public static class WorkerAuthRegistration
                 services.AddAuthentication(WorkerPolicies.KeyScheme)
                     .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(WorkerPolicies.KeyScheme, null);
                 break;
-            case AuthMode.Entra:
-                services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(options => ConfigureEntra(options, auth));
-                break;
             default:
-                services.AddAuthentication();
+                services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(options => ConfigureEntra(options, auth));
                 break;
         }
         return services;

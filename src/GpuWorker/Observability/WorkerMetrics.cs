@@ -40,6 +40,8 @@ public sealed class WorkerMetrics : IDisposable
     {
         Registry = Metrics.NewCustomRegistry();
         var factory = Metrics.WithCustomRegistry(Registry);
+        // No exemplars: recording one takes a lock per observation on the request path.
+        factory.ExemplarBehavior = new ExemplarBehavior { DefaultExemplarProvider = static (_, _) => Exemplar.None };
         _requests = factory.CreateCounter("lepton_worker_requests_total", "Inference requests by outcome", "model", "version", "outcome");
         _latency = factory.CreateHistogram("lepton_worker_request_duration_seconds", "Time in the worker per request",
             new HistogramConfiguration { LabelNames = ["model", "version"], Buckets = LatencyBuckets });

@@ -18,6 +18,14 @@ public sealed record ProviderChoice(
 {
     public bool IsCuda => Name == ExecutionProviders.Cuda;
 
+    /// <summary>
+    /// Batches of one version run at once: as configured on CUDA (copies overlap compute), but on
+    /// the CPU never more than the cores can run side by side, since two runs sharing one core only
+    /// evict each other's weights from the cache.
+    /// </summary>
+    public int BatchConcurrency(int configured) =>
+        IsCuda ? configured : Math.Clamp(Environment.ProcessorCount / Math.Max(1, IntraOpThreads), 1, configured);
+
     /// <summary>Fresh session options (ONNX Runtime takes ownership per session).</summary>
     public Microsoft.ML.OnnxRuntime.SessionOptions CreateSessionOptions()
     {

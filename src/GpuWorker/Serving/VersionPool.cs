@@ -170,7 +170,7 @@ public sealed class VersionPool : IAsyncDisposable
             }
             var instruments = _metrics.For(slot.Model, slot.Version);
             slot.Served = new ServedVersion(
-                onnx, instruments, TimeSpan.FromMilliseconds(batching.MaxDelayMs), _execution.BatchConcurrency,
+                onnx, instruments, TimeSpan.FromMilliseconds(batching.MaxDelayMs), _choice.BatchConcurrency(_execution.BatchConcurrency),
                 _execution.InlineBelowMs, warmMs, footprint, _time);
             onnx = null;
             slot.Touch(_time.GetTimestamp());

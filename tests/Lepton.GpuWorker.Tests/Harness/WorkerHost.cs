@@ -56,7 +56,7 @@ public sealed class WorkerHost : IAsyncDisposable
 
     public static async Task<WorkerHost> StartAsync(IDictionary<string, string?> settings, Action<IServiceCollection>? configure = null)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.Sources.Clear();
         builder.Configuration.AddInMemoryCollection(settings);
         builder.Logging.ClearProviders();
