@@ -27,7 +27,7 @@ public static class LoadBenchmark
     private const int MlpFeatures = 256;
     private const int Swaps = 20;
 
-    private sealed record Plan(int Rounds, double Seconds, double SwapSeconds, double IdleSeconds, double IdleWarmUpSeconds);
+    private sealed record Plan(int Rounds, double Seconds, double SwapSeconds, double IdleSeconds, double IdleWarmUpSeconds, double WarmUpSeconds);
 
     /// <summary>Debugging aid: a CPU-sampling trace of the worker under wrk load (needs dotnet-trace).</summary>
     public static async Task<int> ProfileAsync(string[] args)
@@ -55,6 +55,17 @@ public static class LoadBenchmark
         var url = $"http://127.0.0.1:{port}/v2/models/{path}/infer";
         var script = Wrk.Script(tmp, "profile", body);
         await Wrk.RunAsync(url, script, path == "mlp" ? 2 : 16, 5, LoadCpu);
+        if (args.Length > 1)
+        {
+            // "profile mlp 1 2 4": throughput at each concurrency, no trace.
+            foreach (var c in args.Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)))
+            {
+                var run = await Wrk.RunAsync(url, script, c, 4, LoadCpu);
+                Console.WriteLine($"c={c}: {run.RequestsPerSecond:F0} req/s, p50 {run.P50Ms:F2} ms, p99 {run.P99Ms:F2} ms");
+            }
+            worker.Kill();
+            return 0;
+        }
         var tools = Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".dotnet", "tools", "dotnet-trace");
         using var trace = Process.Start(new ProcessStartInfo(tools, ["collect", "-p", worker.Id.ToString(CultureInfo.InvariantCulture), "--profile", "dotnet-sampled-thread-time", "--duration", "00:00:00:08", "-o", "/tmp/worker.nettrace"]) { RedirectStandardOutput = true })!;
         await Task.Delay(1500);
@@ -121,7 +132,7 @@ public static class LoadBenchmark
     {
         // Idle CPU is measured after a warm-up: tiered compilation keeps re-compiling the polling
         // paths (called every 2 s) for the first minute, which is not what an idle replica costs.
-        var plan = args.Contains("--quick") ? new Plan(1, 1.0, 4.0, 4.0, 3.0) : new Plan(3, 2.0, 8.0, 10.0, 30.0);
+        var plan = args.Contains("--quick") ? new Plan(1, 1.0, 4.0, 4.0, 3.0, 1.0) : new Plan(3, 2.0, 8.0, 10.0, 30.0, 3.0);
         if (!Wrk.Installed())
         {
             Console.Error.WriteLine("wrk is not installed: `apt-get install -y wrk` (Debian), then run `make bench` again");
@@ -175,6 +186,18 @@ public static class LoadBenchmark
             async Task<LoadResult> Load(string path, Body body, int connections, double? seconds = null) =>
                 await Wrk.RunAsync(url + path, Wrk.Script(tmp, Guid.NewGuid().ToString("N")[..8], body), connections, seconds ?? plan.Seconds, load);
 
+            // Warm-up: every path JIT-compiled to its final tier before anything is measured.
+            Console.WriteLine("warming up…");
+            foreach (var (path, body, c) in new[]
+            {
+                ("/v2/models/mlp/infer", mlpBody, 2), ("/v2/models/tiny/infer", tinyBody, 16), ("/noop", tinyBody, 16),
+                ("/v2/models/batch-on/infer", smallBody, 8), ("/v2/models/batch-off/infer", smallBody, 8),
+                ("/v2/models/split/infer", tinyBody, 16), ("/v2/models/split/versions/1.0.0/infer", tinyBody, 16),
+                ("/v2/models/swap/infer", JsonBody([1, 2, 3, 4], 1, 4), 8),
+            })
+            {
+                await Load(path, body, c, plan.WarmUpSeconds);
+            }
             Console.WriteLine("measuring (worker on CPU 0, wrk on CPU 1)…");
             var rows = new List<Row>();
             // 1. Served ÷ raw ONNX Runtime rows/s: MLP 3×1024, 32 rows per request, binary tensors.

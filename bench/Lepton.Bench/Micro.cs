@@ -17,7 +17,9 @@ public static class Micro
     public static int Run(string[] args)
     {
         var quick = args.Contains("--quick");
-        var job = quick ? Job.Dry.WithWarmupCount(1).WithIterationCount(3) : Job.ShortRun;
+        var job = quick
+            ? Job.Default.WithLaunchCount(1).WithWarmupCount(1).WithIterationCount(3).WithIterationTime(Perfolizer.Horology.TimeInterval.FromMilliseconds(100))
+            : Job.ShortRun;
         var config = DefaultConfig.Instance.AddJob(job.WithId(quick ? "quick" : "short")).WithOptions(ConfigOptions.DisableOptimizationsValidator);
         var filtered = args.Where(a => a != "--quick").ToArray();
         BenchmarkSwitcher.FromTypes([typeof(RouterBenchmarks), typeof(BatcherBenchmarks), typeof(DecoderBenchmarks)])

@@ -81,7 +81,13 @@ public static class WorkerHostExtensions
         services.AddSingleton(sp => new VersionPool(
             sp.GetRequiredService<ModelRegistry>(), sp.GetRequiredService<ModelStore>(), sp.GetRequiredService<ProviderChoice>(),
             sp.GetRequiredService<ExecutionOptions>(), sp.GetRequiredService<LoaderOptions>(), sp.GetRequiredService<WorkerMetrics>(),
-            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<VersionPool>>()));
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<InferenceThreads>(), sp.GetRequiredService<ILogger<VersionPool>>()));
+        // As many inference threads as batches may run at once over all versions of this replica.
+        services.AddSingleton(sp =>
+        {
+            var choice = sp.GetRequiredService<ProviderChoice>();
+            return new InferenceThreads(choice.BatchConcurrency(sp.GetRequiredService<ExecutionOptions>().BatchConcurrency));
+        });
         services.AddSingleton<ReplicaState>();
         services.AddSingleton<InferenceDataPlane>();
         services.AddSingleton<InferEndpoint>();

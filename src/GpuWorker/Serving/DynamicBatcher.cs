@@ -47,7 +47,6 @@ public sealed class DynamicBatcher<TIn, TOut> : IAsyncDisposable
     private readonly Func<TIn, int> _rowsOf;
     private readonly Func<TIn, string> _keyOf;
     private readonly Action<BatchInfo>? _onBatch;
-    private readonly Func<bool> _runOnDispatcher;
     private readonly TimeProvider _time;
     private readonly Channel<Pending?> _inbox = Channel.CreateUnbounded<Pending?>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<Task, byte> _batches = new();
@@ -62,8 +61,7 @@ public sealed class DynamicBatcher<TIn, TOut> : IAsyncDisposable
         Func<TIn, int>? rowsOf = null,
         Func<TIn, string>? keyOf = null,
         Action<BatchInfo>? onBatch = null,
-        TimeProvider? time = null,
-        Func<bool>? runOnDispatcher = null)
+        TimeProvider? time = null)
     {
         options.Validate();
         _runBatch = runBatch;
@@ -72,7 +70,6 @@ public sealed class DynamicBatcher<TIn, TOut> : IAsyncDisposable
         _keyOf = keyOf ?? (_ => "");
         _onBatch = onBatch;
         _time = time ?? TimeProvider.System;
-        _runOnDispatcher = runOnDispatcher ?? (() => false);
         _dispatcher = Task.Run(DispatchAsync);
     }
 
@@ -179,7 +176,7 @@ public sealed class DynamicBatcher<TIn, TOut> : IAsyncDisposable
             var due = running == 0 || rows[key] >= _options.MaxBatchSize || waited >= _options.MaxDelay || _closed;
             if (slotFree && due)
             {
-                await StartBatchAsync(key, queues, rows);
+                StartBatch(key, queues, rows);
                 continue;
             }
             // Wait for mail (a new item, or a freed slot: Release writes an empty letter), or,
@@ -203,7 +200,7 @@ public sealed class DynamicBatcher<TIn, TOut> : IAsyncDisposable
         }
     }
 
-    private async Task StartBatchAsync(string key, Dictionary<string, Queue<Pending>> queues, Dictionary<string, int> rows)
+    private void StartBatch(string key, Dictionary<string, Queue<Pending>> queues, Dictionary<string, int> rows)
     {
         var queue = queues[key];
         var batch = new List<Pending>();
@@ -223,14 +220,15 @@ public sealed class DynamicBatcher<TIn, TOut> : IAsyncDisposable
         }
         Interlocked.Add(ref _queued, -batch.Count);
         Interlocked.Increment(ref _running);
-        if (_runOnDispatcher())
+        // Started, not awaited: a batch function that completes synchronously (a cheap run) runs on
+        // this loop's thread; one that goes asynchronous (a heavy run handed to its own thread)
+        // frees the loop at once to dispatch the next batch.
+        var run = RunAsync(batch, taken);
+        if (!run.IsCompleted)
         {
-            await RunAsync(batch, taken);
-            return;
+            _batches[run] = 0;
+            _ = run.ContinueWith(t => _batches.TryRemove(t, out _), TaskScheduler.Default);
         }
-        var run = Task.Run(() => RunAsync(batch, taken));
-        _batches[run] = 0;
-        _ = run.ContinueWith(t => _batches.TryRemove(t, out _), TaskScheduler.Default);
     }
 
     private async Task RunAsync(List<Pending> batch, int rows)

@@ -13,6 +13,7 @@ public sealed class ServedVersion : IAsyncDisposable
     private const double Smoothing = 0.1;
 
     private readonly double _inlineBelowMs;
+    private readonly InferenceThreads _threads;
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private double _averageBatchMs;
     private int _leases;
@@ -26,8 +27,10 @@ public sealed class ServedVersion : IAsyncDisposable
         double inlineBelowMs,
         double warmComputeMs,
         long footprint,
-        TimeProvider time)
+        TimeProvider time,
+        InferenceThreads threads)
     {
+        _threads = threads;
         Onnx = onnx;
         Metrics = metrics;
         Footprint = footprint;
@@ -43,8 +46,7 @@ public sealed class ServedVersion : IAsyncDisposable
                 metrics.Batch(info.Rows, info.QueueTimes);
                 Statistics.Queued(info.QueueTimes);
             },
-            time: time,
-            runOnDispatcher: () => Volatile.Read(ref _averageBatchMs) < _inlineBelowMs);
+            time: time);
     }
 
     public OnnxVersion Onnx { get; }
@@ -68,9 +70,17 @@ public sealed class ServedVersion : IAsyncDisposable
     /// <summary>Runs one request's item, batched with concurrent ones.</summary>
     public ValueTask<ItemResult> InferAsync(BatchItem item) => Batcher.SubmitAsync(item);
 
-    private ValueTask<IReadOnlyList<ItemResult>> RunBatchAsync(IReadOnlyList<BatchItem> items)
+    /// <summary>Whether batches run on the caller's thread (cheaper than a hand-off) rather than an inference thread.</summary>
+    public bool RunsInline => Volatile.Read(ref _averageBatchMs) < _inlineBelowMs;
+
+    private ValueTask<IReadOnlyList<ItemResult>> RunBatchAsync(IReadOnlyList<BatchItem> items) =>
+        RunsInline ? ValueTask.FromResult<IReadOnlyList<ItemResult>>(Account(Onnx.RunBatch(items))) : new ValueTask<IReadOnlyList<ItemResult>>(RunOnThreadAsync(items));
+
+    private async Task<IReadOnlyList<ItemResult>> RunOnThreadAsync(IReadOnlyList<BatchItem> items) =>
+        Account(await _threads.RunAsync(() => Onnx.RunBatch(items)));
+
+    private ItemResult[] Account(ItemResult[] results)
     {
-        var results = Onnx.RunBatch(items);
         var batchMs = 0.0;
         foreach (var result in results)
         {
@@ -79,7 +89,7 @@ public sealed class ServedVersion : IAsyncDisposable
         Volatile.Write(ref _averageBatchMs, _averageBatchMs + (Smoothing * (batchMs - _averageBatchMs)));
         Metrics.Compute(batchMs / 1000.0);
         Statistics.Executed(batchMs);
-        return ValueTask.FromResult<IReadOnlyList<ItemResult>>(results);
+        return results;
     }
 
     /// <summary>Takes a lease for one request; <c>false</c> once the version is being unloaded.</summary>

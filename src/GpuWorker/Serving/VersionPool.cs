@@ -65,6 +65,7 @@ public sealed class VersionPool : IAsyncDisposable
     private readonly ExecutionOptions _execution;
     private readonly WorkerMetrics _metrics;
     private readonly TimeProvider _time;
+    private readonly InferenceThreads _threads;
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stopping = new();
     private volatile IReadOnlyDictionary<(string, string), string> _protected = new Dictionary<(string, string), string>();
@@ -77,8 +78,10 @@ public sealed class VersionPool : IAsyncDisposable
         LoaderOptions loader,
         WorkerMetrics metrics,
         TimeProvider time,
+        InferenceThreads threads,
         ILogger<VersionPool> log)
     {
+        _threads = threads;
         _registry = registry;
         _store = store;
         _choice = choice;
@@ -171,7 +174,7 @@ public sealed class VersionPool : IAsyncDisposable
             var instruments = _metrics.For(slot.Model, slot.Version);
             slot.Served = new ServedVersion(
                 onnx, instruments, TimeSpan.FromMilliseconds(batching.MaxDelayMs), _choice.BatchConcurrency(_execution.BatchConcurrency),
-                _execution.InlineBelowMs, warmMs, footprint, _time);
+                _execution.InlineBelowMs, warmMs, footprint, _time, _threads);
             onnx = null;
             slot.Touch(_time.GetTimestamp());
             slot.State = SlotState.Ready;
