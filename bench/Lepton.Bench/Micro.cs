@@ -22,7 +22,7 @@ public static class Micro
             : Job.ShortRun;
         var config = DefaultConfig.Instance.AddJob(job.WithId(quick ? "quick" : "short")).WithOptions(ConfigOptions.DisableOptimizationsValidator);
         var filtered = args.Where(a => a != "--quick").ToArray();
-        BenchmarkSwitcher.FromTypes([typeof(RouterBenchmarks), typeof(BatcherBenchmarks), typeof(DecoderBenchmarks)])
+        BenchmarkSwitcher.FromTypes([typeof(DataPlaneBenchmarks), typeof(RouterBenchmarks), typeof(BatcherBenchmarks), typeof(DecoderBenchmarks)])
             .Run(filtered.Length == 0 ? ["--filter", "*"] : filtered, config);
         return 0;
     }

@@ -12,6 +12,7 @@ return command switch
     "load" => await LoadBenchmark.RunAsync(rest),
     "idle" => await LoadBenchmark.IdleAsync(),
     "profile" => await LoadBenchmark.ProfileAsync(rest),
+    "plane" => await DataPlaneBenchmarks.LoopAsync(rest),
     _ => Usage(),
 };
 

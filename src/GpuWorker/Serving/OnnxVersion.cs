@@ -58,6 +58,7 @@ public sealed class OnnxVersion : IDisposable
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
     private readonly bool _symbolicInnerDims;
+    private readonly bool _preboundOutputs;
 
     public OnnxVersion(string model, string version, string path, ProviderChoice choice, int maxBatchSize)
     {
@@ -91,6 +92,9 @@ public sealed class OnnxVersion : IDisposable
         Batchable = Inputs.Concat(Outputs).All(t => t.Shape.Count >= 1 && t.Shape[0] is null);
         MaxBatchSize = Batchable ? maxBatchSize : 1;
         _symbolicInnerDims = Inputs.Any(t => t.Shape.Skip(1).Any(d => d is null));
+        // When every output is numeric with only its batch dimension symbolic, a single item's
+        // outputs are allocated here and handed to ONNX Runtime to fill: no copy, no shape query.
+        _preboundOutputs = Batchable && Outputs.All(o => o.Type != DataType.Bytes && o.Shape.Skip(1).All(d => d is not null));
         SignatureText = "inputs: " + string.Join("; ", Inputs.Select(t => t.Describe()))
             + " — outputs: " + string.Join("; ", Outputs.Select(t => t.Describe()));
     }
@@ -229,6 +233,10 @@ public sealed class OnnxVersion : IDisposable
         {
             totalRows += item.Rows;
         }
+        if (items.Count == 1 && _preboundOutputs)
+        {
+            return [RunPrebound(items[0])];
+        }
         var joined = items.Count == 1 ? null : Concatenate(items, totalRows);
         var feeds = joined ?? items[0].Feeds;
         var values = new OrtValue[feeds.Length];
@@ -270,6 +278,73 @@ public sealed class OnnxVersion : IDisposable
                 foreach (var tensor in joined)
                 {
                     tensor.Dispose();
+                }
+            }
+        }
+    }
+
+    /// <summary>One item, outputs allocated from the signature and filled by ONNX Runtime in place.</summary>
+    private ItemResult RunPrebound(BatchItem item)
+    {
+        var feeds = item.Feeds;
+        var inputs = new OrtValue[feeds.Length];
+        var inputPins = new MemoryHandle[feeds.Length];
+        var tensors = new TensorData[Outputs.Count];
+        var outputs = new OrtValue[Outputs.Count];
+        var outputPins = new MemoryHandle[Outputs.Count];
+        var done = false;
+        try
+        {
+            for (var i = 0; i < feeds.Length; i++)
+            {
+                inputs[i] = ToOrtValue(feeds[i], out inputPins[i]);
+            }
+            for (var o = 0; o < Outputs.Count; o++)
+            {
+                var spec = Outputs[o];
+                var shape = new long[spec.Shape.Count];
+                shape[0] = item.Rows;
+                var count = item.Rows;
+                for (var d = 1; d < shape.Length; d++)
+                {
+                    shape[d] = spec.Shape[d]!.Value;
+                    count = checked(count * (int)shape[d]);
+                }
+                tensors[o] = TensorData.Numeric(spec.Type, shape, count);
+                outputs[o] = ToOrtValue(tensors[o], out outputPins[o]);
+            }
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                _session.Run(_runOptions, _inputNames, inputs, _outputNames, outputs);
+            }
+            catch (OnnxRuntimeException error)
+            {
+                throw new InferenceFailedException($"{Model} {Version}: ONNX Runtime failed: {error.Message}");
+            }
+            var computeMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            var nonfinite = false;
+            foreach (var tensor in tensors)
+            {
+                nonfinite |= Scores.HasNonFinite(tensor);
+            }
+            done = true;
+            return new ItemResult(tensors, nonfinite, computeMs, item.Rows);
+        }
+        finally
+        {
+            for (var i = 0; i < inputs.Length; i++)
+            {
+                inputs[i]?.Dispose();
+                inputPins[i].Dispose();
+            }
+            for (var o = 0; o < outputs.Length; o++)
+            {
+                outputs[o]?.Dispose();
+                outputPins[o].Dispose();
+                if (!done)
+                {
+                    tensors[o]?.Dispose();
                 }
             }
         }

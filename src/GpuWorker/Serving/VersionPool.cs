@@ -254,6 +254,13 @@ public sealed class VersionPool : IAsyncDisposable
         }
     }
 
+    /// <summary>Puts an already loaded version in the pool as ready (benchmarks of the data plane without storage).</summary>
+    internal void Adopt(ServedVersion served)
+    {
+        var slot = new Slot(served.Model, served.Version, _time.GetTimestamp()) { Served = served, Footprint = served.Footprint, State = SlotState.Ready };
+        _slots[(served.Model, served.Version)] = slot;
+    }
+
     /// <summary>Forgets a version; requests holding a lease on it finish on it.</summary>
     public async Task UnloadAsync(string model, string version)
     {
