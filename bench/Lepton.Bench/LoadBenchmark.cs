@@ -371,7 +371,8 @@ public static class LoadBenchmark
         };
         if (fast)
         {
-            settings["LEPTON_WORKER_POLL_INTERVAL_S"] = "0.1";
+            // Fast enough for 20 swaps in a few seconds, slow enough to leave the core to the requests.
+            settings["LEPTON_WORKER_POLL_INTERVAL_S"] = "0.25";
         }
         foreach (var (key, value) in settings)
         {

@@ -120,14 +120,19 @@ public sealed partial class InferenceDataPlane(
     {
         if (version is null)
         {
-            var table = state.Table(model) ?? throw NotServed(model);
             var bucket = stickyKey is null ? Random.Shared.Next(StickyBucket.Buckets) : StickyBucket.Of(model, stickyKey);
-            var chosen = table.Pick(bucket) ?? throw new NotReadyException($"model '{model}' has no ready version yet; retry shortly", TimeSpan.FromSeconds(1));
-            if (pool.GetReady(model, chosen) is { } routed && routed.TryLease())
+            // Twice at most: a version swapped out between reading the table and taking the lease
+            // is no longer in the table read again. A routed request never starts a load.
+            for (var attempt = 0; attempt < 2; attempt++)
             {
-                return routed;
+                var table = state.Table(model) ?? throw NotServed(model);
+                var chosen = table.Pick(bucket) ?? throw new NotReadyException($"model '{model}' has no ready version yet; retry shortly", TimeSpan.FromSeconds(1));
+                if (pool.GetReady(model, chosen) is { } routed && routed.TryLease())
+                {
+                    return routed;
+                }
             }
-            version = chosen;
+            throw new NotReadyException($"model '{model}' is switching versions; retry shortly", TimeSpan.FromSeconds(1));
         }
         if (!SemVer.TryParse(version, out _))
         {
