@@ -36,6 +36,7 @@ public sealed partial class InferenceDataPlane(
     // Registry answers for pinned versions that cannot be served, remembered briefly so a caller
     // hammering a rejected or unknown version costs one registry read per second, not one per request.
     private static readonly TimeSpan RefusalMemory = TimeSpan.FromSeconds(1);
+    private const int MaxRememberedRefusals = 1024;
 
     private readonly ConcurrentDictionary<(string, string), (long At, LeptonException Error)> _refusals = new();
     private int _shadowsInFlight;
@@ -178,6 +179,11 @@ public sealed partial class InferenceDataPlane(
                 LeptonException refusal = record is null
                     ? new VersionNotFoundException($"model '{model}' has no version {version}")
                     : NotServable(model, version, record.Stage, record.Reason);
+                if (_refusals.Count >= MaxRememberedRefusals)
+                {
+                    // Bounded: a caller cycling through made-up versions cannot grow this without end.
+                    _refusals.Clear();
+                }
                 _refusals[key] = (time.GetTimestamp(), refusal);
                 return refusal;
             }
