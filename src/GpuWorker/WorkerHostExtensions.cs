@@ -118,10 +118,12 @@ public static class WorkerHostExtensions
         });
         services.AddGrpc(options =>
         {
-            options.MaxReceiveMessageSize = null;
             options.MaxSendMessageSize = null;
             options.EnableDetailedErrors = false;
         });
+        // The same body limit as HTTP: a larger message is refused (RESOURCE_EXHAUSTED) before it is decoded.
+        services.AddOptions<global::Grpc.AspNetCore.Server.GrpcServiceOptions>()
+            .Configure<ServerOptions>((options, server) => options.MaxReceiveMessageSize = (int)Math.Min(server.MaxBodyBytes, int.MaxValue));
         services.AddWorkerAuth(auth);
 
         if (Settings.Text(builder.Configuration, AppSettingNames.AppInsightsConnectionString) is { } connection)

@@ -43,7 +43,9 @@ public sealed class ProtocolClientTests(AzuriteFixture azurite) : IDisposable
         var onnx = TestModels.Digits();
         await Publisher.PublishAsync(_model, "1.0.0", onnx);
         await Publisher.RouteAsync(_model, r => r with { Production = "1.0.0" });
-        var worker = await WorkerHost.StartAsync(WorkerHost.Defaults(azurite, _cache, _model));
+        var settings = WorkerHost.Defaults(azurite, _cache, _model);
+        settings["LEPTON_WORKER_MAX_BODY_BYTES"] = "16384";
+        var worker = await WorkerHost.StartAsync(settings);
         await worker.WaitRoutesAsync(_model, t => t.Production == "1.0.0");
         return (worker, onnx);
     }
@@ -313,6 +315,10 @@ public sealed class ProtocolClientTests(AzuriteFixture azurite) : IDisposable
             Assert.Equal(expected.Probabilities, Floats(grpc.RawOutputContents[1].ToByteArray()));
             header.Dispose();
         }
+        var huge = new ModelInferRequest { ModelName = _model };
+        huge.RawInputContents.Add(ByteString.CopyFrom(new byte[20000]));
+        var tooLarge = await Assert.ThrowsAsync<RpcException>(async () => await client.ModelInferAsync(huge, cancellationToken: ct));
+        Assert.Equal(StatusCode.ResourceExhausted, tooLarge.StatusCode);
         var notFound = await Assert.ThrowsAsync<RpcException>(async () => await client.ModelInferAsync(new ModelInferRequest { ModelName = "absent", Inputs = { new ModelInferRequest.Types.InferInputTensor { Name = "input", Datatype = "FP32", Shape = { 1, 1 }, Contents = new InferTensorContents { Fp32Contents = { 1 } } } } }, cancellationToken: ct));
         Assert.Equal(StatusCode.NotFound, notFound.StatusCode);
         var badShape = new ModelInferRequest { ModelName = _model };
