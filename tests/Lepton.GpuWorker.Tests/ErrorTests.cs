@@ -62,7 +62,7 @@ public sealed class ErrorTests(AzuriteFixture azurite) : IDisposable
         settings["LEPTON_WORKER_MAX_BODY_BYTES"] = "4096";
         settings["LEPTON_WORKER_MAX_ELEMENTS"] = "64";
         await using var worker = await WorkerHost.StartAsync(settings);
-        await worker.WaitReadyAsync(_model, "1.0.0");
+        await worker.WaitRoutesAsync(_model, t => t.Production == "1.0.0");
         var cases = new (string Body, (string, string)[] Headers, int Status, string Fragment)[]
         {
             ("""{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}""", [], 400, "missing ['input']"),

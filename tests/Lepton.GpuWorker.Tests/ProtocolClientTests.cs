@@ -340,7 +340,7 @@ public sealed class ProtocolClientTests(AzuriteFixture azurite) : IDisposable
         Heartbeat? beat = null;
         await using (var worker = await WorkerHost.StartAsync(WorkerHost.Defaults(azurite, _cache, _model)))
         {
-            await worker.WaitReadyAsync(_model, "1.0.0");
+            await worker.WaitRoutesAsync(_model, t => t.Production == "1.0.0");
             await WorkerHost.WaitUntilAsync(async () =>
             {
                 beat = (await directory.AllAsync(ct)).SingleOrDefault(h => h.Replica == worker.Replica);

@@ -149,7 +149,9 @@ public sealed class RoutingTests(AzuriteFixture azurite) : IDisposable
         await Publisher.PublishAsync(_model, "0.8.0", SampleModels.Scale(5f), Stage.Validating);
         var x = new float[] { 0, 1, 2, 3 };
         await using var worker = await StartAsync();
+        // Both versions load at once: wait for the candidate and for production to be applied.
         await worker.WaitReadyAsync(_model, "1.1.0");
+        await worker.WaitRoutesAsync(_model, t => t.Production == "1.0.0");
         for (var i = 0; i < 20; i++)
         {
             Assert.Equal("1.0.0", await CallAsync(worker, _model, x)); // weight 0
@@ -208,7 +210,7 @@ public sealed class RoutingTests(AzuriteFixture azurite) : IDisposable
         var random = new Random(1);
         const int n = 40;
         await using var worker = await StartAsync();
-        await worker.WaitRoutesAsync(_model, t => t.Shadow == "1.2.0");
+        await worker.WaitRoutesAsync(_model, t => t.Shadow == "1.2.0" && t.Production == "1.0.0");
         for (var i = 0; i < n; i++)
         {
             var x = Enumerable.Range(1, 4).OrderBy(_ => random.Next()).Select(v => (float)v).ToArray();
@@ -228,5 +230,39 @@ public sealed class RoutingTests(AzuriteFixture azurite) : IDisposable
         Assert.Equal(n, shadow.Requests);
         Assert.Equal(n, shadow.PairedLatencyDiffMs.Length);
         Assert.Equal(0, production.ShadowPairs);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_slow_shadow_does_not_slow_the_caller()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await Publisher.PublishAsync(_model, "1.0.0", TestModels.Digits());
+        // The same predictions computed the slow way (extra square MatMuls): a shadow that blocked
+        // the caller could not stay under the bound below.
+        await Publisher.PublishAsync(_model, "1.1.0", TestModels.SlowDigits(extraLayers: 6000), Stage.Shadow);
+        await Publisher.RouteAsync(_model, r => r with { Production = "1.0.0", Shadow = "1.1.0", ShadowFractionBp = 10_000 });
+        const int n = 15;
+        await using var worker = await StartAsync();
+        await worker.WaitRoutesAsync(_model, t => t.Shadow == "1.1.0" && t.Production == "1.0.0");
+        var callerMs = new List<double>();
+        for (var i = 0; i < n; i++)
+        {
+            var x = TestModels.DigitsRows(1, i);
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            using var response = await worker.Http.PostAsync($"/v2/models/{_model}/infer", Bodies.JsonContent(Bodies.Json(x, 1, 64)), ct);
+            callerMs.Add(started.Elapsed.TotalMilliseconds);
+            Assert.Equal(200, (int)response.StatusCode);
+            Assert.Equal("1.0.0", response.Headers.GetValues("x-lepton-version").Single());
+        }
+        var metrics = new MetricsStore(azurite.Clients);
+        WindowRollup? shadow = null;
+        await WorkerHost.WaitUntilAsync(async () =>
+        {
+            shadow = (await metrics.TotalsAsync(_model, 0, DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 60, ct)).GetValueOrDefault("1.1.0");
+            return shadow?.ShadowPairs == n;
+        }, "the shadow pairs");
+        Assert.Equal(0, shadow!.ShadowFlips); // same classifier, same labels
+        var shadowComputeMs = shadow.ComputeMs / shadow.Requests;
+        Assert.True(callerMs.Order().ElementAt(n / 2) < 0.5 * shadowComputeMs, $"caller median {callerMs.Order().ElementAt(n / 2):F1} ms vs shadow compute {shadowComputeMs:F1} ms");
     }
 }

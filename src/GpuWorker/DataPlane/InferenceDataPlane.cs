@@ -255,7 +255,7 @@ public sealed partial class InferenceDataPlane(
             try
             {
                 item = served.Onnx.Prepare(request, options.RejectNonfiniteInputs);
-                result = await served.InferAsync(item);
+                result = await served.RunShadowAsync(item);
             }
             catch (Exception)
             {

@@ -70,6 +70,15 @@ public sealed class ServedVersion : IAsyncDisposable
     /// <summary>Runs one request's item, batched with concurrent ones.</summary>
     public ValueTask<ItemResult> InferAsync(BatchItem item) => Batcher.SubmitAsync(item);
 
+    /// <summary>Runs a shadow copy on the shadow thread, outside the batcher: it never delays a caller's run.</summary>
+    public async Task<ItemResult> RunShadowAsync(BatchItem item)
+    {
+        var results = await _threads.RunShadowAsync(() => Onnx.RunBatch([item]));
+        Metrics.Compute(results[0].ComputeMs / 1000.0);
+        Statistics.Executed(results[0].ComputeMs);
+        return results[0];
+    }
+
     /// <summary>Whether batches run on the caller's thread (cheaper than a hand-off) rather than an inference thread.</summary>
     public bool RunsInline => Volatile.Read(ref _averageBatchMs) < _inlineBelowMs;
 

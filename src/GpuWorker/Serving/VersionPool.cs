@@ -160,15 +160,20 @@ public sealed class VersionPool : IAsyncDisposable
             var footprint = Footprint.Estimate(path);
             await ReserveAsync(slot, footprint);
             onnx = new OnnxVersion(slot.Model, slot.Version, path, _choice, batching.MaxBatchSize);
-            double warmMs;
+            double warmMs = 0;
             using (var warm = onnx.WarmUpRequest())
             {
                 var item = onnx.Prepare(warm, rejectNonfinite: false);
-                var results = onnx.RunBatch([item]);
-                warmMs = results[0].ComputeMs;
-                foreach (var result in results)
+                // Twice: the first run pays one-off initialization; the second is what a run costs,
+                // the seed of the inline-or-thread decision.
+                for (var run = 0; run < 2; run++)
                 {
-                    result.Dispose();
+                    var results = onnx.RunBatch([item]);
+                    warmMs = results[0].ComputeMs;
+                    foreach (var result in results)
+                    {
+                        result.Dispose();
+                    }
                 }
             }
             var instruments = _metrics.For(slot.Model, slot.Version);
