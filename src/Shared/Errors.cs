@@ -29,6 +29,9 @@ public enum ErrorKind
 
     /// <summary>The process configuration is incomplete or wrong (500, fails start-up).</summary>
     Configuration,
+
+    /// <summary>The operation itself failed inside Lepton or a runtime it drives, e.g. a model raising during inference (500).</summary>
+    Internal,
 }
 
 /// <summary>
@@ -48,7 +51,8 @@ public enum ErrorKind
 /// ├── PayloadTooLargeException        413
 /// ├── NotReadyException               503
 /// ├── StorageUnavailableException     503
-/// └── ConfigurationException          start-up fails naming the setting
+/// ├── ConfigurationException          start-up fails naming the setting
+/// └── (kind Internal)                 500  e.g. the worker's InferenceFailedException
 /// </code>
 /// </remarks>
 public class LeptonException : Exception

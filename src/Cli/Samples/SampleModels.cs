@@ -96,6 +96,18 @@ public static class SampleModels
         return graph.ToBytes();
     }
 
+    /// <summary>
+    /// <c>output = factor · input</c>, float32 [N, <paramref name="features"/>]: every answer proves
+    /// which version computed it (routing tests, the demo); a negative factor flips every argmax.
+    /// </summary>
+    public static byte[] Scale(float factor, int features = 4)
+    {
+        var graph = new OnnxGraph();
+        var input = graph.Input("input", Types.Float, null, features);
+        graph.Output("output", graph.Node("Mul", [input, graph.Constant([factor], 1)]), Types.Float, null, features);
+        return graph.ToBytes();
+    }
+
     /// <summary>A string model: <c>text</c> (BYTES/string [N]) echoed to <c>echo</c>.</summary>
     public static byte[] StringEcho()
     {

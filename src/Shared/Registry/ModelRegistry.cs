@@ -334,6 +334,67 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
     }
 
     /// <summary>
+    /// Routes rows written at or after <paramref name="since"/> (server time; <c>null</c> = all), with
+    /// the server's timestamp of each: a replica polling with the latest timestamp it saw reads only
+    /// what changed (an unchanged table costs an empty answer), across every model or only
+    /// <paramref name="models"/> (a few models per request).
+    /// </summary>
+    public async Task<IReadOnlyList<(Routes Routes, DateTimeOffset Changed)>> RoutesChangedSinceAsync(
+        DateTimeOffset? since, IReadOnlyCollection<string>? models = null, CancellationToken cancellationToken = default)
+    {
+        var changed = new List<(Routes, DateTimeOffset)>();
+        foreach (var filter in ChangedFilters(since, models))
+        {
+            await foreach (var entity in _routes.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+            {
+                changed.Add((ToRoutes(entity), entity.Timestamp ?? DateTimeOffset.MinValue));
+            }
+        }
+        return changed;
+    }
+
+    /// <summary>Versions of <paramref name="models"/> written at or after <paramref name="since"/> (<c>null</c> = all), with the server's timestamps.</summary>
+    public async Task<IReadOnlyList<(ModelVersion Version, DateTimeOffset Changed)>> VersionsChangedSinceAsync(
+        IReadOnlyCollection<string> models, DateTimeOffset? since, CancellationToken cancellationToken = default)
+    {
+        var changed = new List<(ModelVersion, DateTimeOffset)>();
+        if (models.Count == 0)
+        {
+            return changed;
+        }
+        foreach (var filter in ChangedFilters(since, models))
+        {
+            await foreach (var entity in _versions.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+            {
+                changed.Add((ToVersion(entity), entity.Timestamp ?? DateTimeOffset.MinValue));
+            }
+        }
+        return changed;
+    }
+
+    // Partition keys per query: keeps the filter (a URL query string) short.
+    private const int ModelsPerQuery = 16;
+
+    private static IEnumerable<string?> ChangedFilters(DateTimeOffset? since, IReadOnlyCollection<string>? models)
+    {
+        var time = since is { } t ? TableClient.CreateQueryFilter($"Timestamp ge {t}") : null;
+        if (models is not { Count: > 0 })
+        {
+            yield return time;
+            yield break;
+        }
+        foreach (var chunk in models.Chunk(ModelsPerQuery))
+        {
+            foreach (var model in chunk)
+            {
+                ModelName.Validate(model);
+            }
+            var partitions = "(" + string.Join(" or ", chunk.Select(m => TableClient.CreateQueryFilter($"PartitionKey eq {m}"))) + ")";
+            yield return time is null ? partitions : $"{partitions} and {time}";
+        }
+    }
+
+    /// <summary>
     /// Replaces a model's routes after validation. Pass the <see cref="Routes"/> you read (with its
     /// ETag) to make the write conditional: routes written by someone else in between raise
     /// <see cref="ConcurrencyConflictException"/> and nothing is written.

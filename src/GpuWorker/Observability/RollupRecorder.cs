@@ -1,0 +1,167 @@
+using System.Collections.Concurrent;
+using Lepton.GpuWorker.Serving;
+using Lepton.GpuWorker.Tensors;
+using Lepton.Shared.Metrics;
+
+namespace Lepton.GpuWorker.Observability;
+
+/// <summary>
+/// Per-window rollups of what each version did on this replica, for canary analysis. The request
+/// path only adds numbers to an in-memory accumulator (under that accumulator's own lock); the
+/// flusher takes immutable <see cref="WindowRollup"/> snapshots of the windows that changed and
+/// upserts them. Windows are aligned to multiples of the window length in unix seconds; each upsert
+/// carries the window's running total, so a repeated or late write is harmless (last write wins).
+/// </summary>
+public sealed class RollupRecorder(string replica, int windowSeconds, TimeProvider time, Random? random = null)
+{
+    private readonly ConcurrentDictionary<(string Model, string Version, long Window), Accumulator> _windows = new();
+    private readonly Random _random = random ?? Random.Shared;
+
+    public string Replica => replica;
+
+    public int WindowSeconds => windowSeconds;
+
+    private long CurrentWindow()
+    {
+        var now = time.GetUtcNow().ToUnixTimeSeconds();
+        return now - (now % windowSeconds);
+    }
+
+    private Accumulator For(string model, string version) =>
+        _windows.GetOrAdd((model, version, CurrentWindow()), static _ => new Accumulator());
+
+    /// <summary>One request this version answered (routed, pinned or shadow).</summary>
+    public void Record(
+        string model,
+        string version,
+        bool routed,
+        bool error,
+        bool nonfinite,
+        int rows,
+        double latencyMs,
+        double computeMs,
+        TensorData? scoreOutput)
+    {
+        var acc = For(model, version);
+        lock (acc)
+        {
+            acc.Requests++;
+            acc.RoutedRequests += routed ? 1 : 0;
+            acc.Errors += error ? 1 : 0;
+            acc.Nonfinite += nonfinite ? 1 : 0;
+            acc.Rows += rows;
+            acc.LatencyBuckets[LatencyHistogram.IndexOf(latencyMs)]++;
+            acc.LatencySumMs += latencyMs;
+            acc.ComputeMs += computeMs;
+            if (scoreOutput is not null)
+            {
+                Scores.AddToBins(scoreOutput, acc.ScoreBins);
+            }
+            acc.Dirty = true;
+        }
+    }
+
+    /// <summary>A shadow response compared with production's on the same request.</summary>
+    public void RecordShadowPair(string model, string shadowVersion, bool flipped, double latencyDiffMs)
+    {
+        var acc = For(model, shadowVersion);
+        lock (acc)
+        {
+            acc.ShadowPairs++;
+            acc.ShadowFlips += flipped ? 1 : 0;
+            // Reservoir sampling keeps a uniform bounded sample of the window's differences.
+            acc.PairedSeen++;
+            if (double.IsFinite(latencyDiffMs) && acc.Paired.Count < WindowRollup.MaxPairedSamples)
+            {
+                acc.Paired.Add(latencyDiffMs);
+            }
+            else if (double.IsFinite(latencyDiffMs))
+            {
+                var slot = _random.NextInt64(acc.PairedSeen);
+                if (slot < WindowRollup.MaxPairedSamples)
+                {
+                    acc.Paired[(int)slot] = latencyDiffMs;
+                }
+            }
+            acc.Dirty = true;
+        }
+    }
+
+    /// <summary>Snapshots of every window changed since the last call; old clean windows are dropped.</summary>
+    public IReadOnlyList<WindowRollup> TakeDirty()
+    {
+        var current = CurrentWindow();
+        var rollups = new List<WindowRollup>();
+        foreach (var (key, acc) in _windows)
+        {
+            lock (acc)
+            {
+                if (acc.Dirty)
+                {
+                    rollups.Add(Snapshot(key.Model, key.Version, key.Window, acc));
+                    acc.Dirty = false;
+                    continue;
+                }
+            }
+            if (key.Window < current)
+            {
+                _windows.TryRemove(key, out _);
+            }
+        }
+        return rollups;
+    }
+
+    /// <summary>Marks snapshots that could not be written as changed again, so the next flush retries them.</summary>
+    public void Restore(IEnumerable<WindowRollup> unwritten)
+    {
+        foreach (var rollup in unwritten)
+        {
+            if (_windows.TryGetValue((rollup.Model, rollup.Version, rollup.WindowStart), out var acc))
+            {
+                lock (acc)
+                {
+                    acc.Dirty = true;
+                }
+            }
+        }
+    }
+
+    private WindowRollup Snapshot(string model, string version, long start, Accumulator acc) => new()
+    {
+        Model = model,
+        Version = version,
+        Replica = replica,
+        WindowStart = start,
+        WindowSeconds = windowSeconds,
+        Requests = acc.Requests,
+        RoutedRequests = acc.RoutedRequests,
+        Errors = acc.Errors,
+        Nonfinite = acc.Nonfinite,
+        Rows = acc.Rows,
+        LatencyBuckets = (long[])acc.LatencyBuckets.Clone(),
+        LatencySumMs = acc.LatencySumMs,
+        ComputeMs = acc.ComputeMs,
+        ScoreBinCounts = (long[])acc.ScoreBins.Clone(),
+        ShadowPairs = acc.ShadowPairs,
+        ShadowFlips = acc.ShadowFlips,
+        PairedLatencyDiffMs = [.. acc.Paired],
+    };
+
+    private sealed class Accumulator
+    {
+        public long Requests;
+        public long RoutedRequests;
+        public long Errors;
+        public long Nonfinite;
+        public long Rows;
+        public readonly long[] LatencyBuckets = new long[LatencyHistogram.Count];
+        public double LatencySumMs;
+        public double ComputeMs;
+        public readonly long[] ScoreBins = new long[WindowRollup.ScoreBins];
+        public long ShadowPairs;
+        public long ShadowFlips;
+        public long PairedSeen;
+        public readonly List<double> Paired = [];
+        public bool Dirty = true;
+    }
+}

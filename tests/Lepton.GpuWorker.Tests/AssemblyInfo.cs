@@ -1,0 +1,3 @@
+using Lepton.Testing;
+
+[assembly: AssemblyFixture(typeof(AzuriteFixture))]
