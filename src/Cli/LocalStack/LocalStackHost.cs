@@ -231,6 +231,9 @@ public sealed class LocalStackHost : IAsyncDisposable
             [AppSettingNames.CacheDir] = Path.Combine(data, $"worker-cache-{index}"),
             ["LEPTON_WORKER_AUTH"] = Key is null ? "none" : "key",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            // One line per record, so the stack's log shows each worker record on one line.
+            ["Logging__Console__FormatterName"] = "simple",
+            ["Logging__Console__FormatterOptions__SingleLine"] = "true",
         };
         if (Key is { } key)
         {
