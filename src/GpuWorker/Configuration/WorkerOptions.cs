@@ -12,39 +12,42 @@ namespace Lepton.GpuWorker.Configuration;
 public static class WorkerSettingNames
 {
     public const string Prefix = "LEPTON_WORKER_";
-    public const string Host = Prefix + "HOST";
-    public const string Port = Prefix + "PORT";
-    public const string GrpcPort = Prefix + "GRPC_PORT";
-    public const string Url = Prefix + "URL";
-    public const string ReplicaId = Prefix + "REPLICA_ID";
-    public const string Models = Prefix + "MODELS";
-    public const string PollIntervalS = Prefix + "POLL_INTERVAL_S";
-    public const string HeartbeatS = Prefix + "HEARTBEAT_S";
-    public const string WindowS = Prefix + "WINDOW_S";
-    public const string FlushS = Prefix + "FLUSH_S";
-    public const string MemoryBudgetMb = Prefix + "MEMORY_BUDGET_MB";
-    public const string UnloadGraceS = Prefix + "UNLOAD_GRACE_S";
-    public const string MaxBodyBytes = Prefix + "MAX_BODY_BYTES";
-    public const string MaxElements = Prefix + "MAX_ELEMENTS";
-    public const string Provider = Prefix + "PROVIDER";
-    public const string CudaDeviceId = Prefix + "CUDA_DEVICE_ID";
-    public const string CudaMemLimitMb = Prefix + "CUDA_MEM_LIMIT_MB";
-    public const string CudaArenaExtendStrategy = Prefix + "CUDA_ARENA_EXTEND_STRATEGY";
-    public const string IntraOpThreads = Prefix + "INTRA_OP_THREADS";
-    public const string InterOpThreads = Prefix + "INTER_OP_THREADS";
-    public const string BatchConcurrency = Prefix + "BATCH_CONCURRENCY";
-    public const string InlineBelowMs = Prefix + "INLINE_BELOW_MS";
-    public const string NonfiniteIsError = Prefix + "NONFINITE_IS_ERROR";
-    public const string NonfiniteInputs = Prefix + "NONFINITE_INPUTS";
-    public const string DrainS = Prefix + "DRAIN_S";
-    public const string MaxShadowInFlight = Prefix + "MAX_SHADOW_IN_FLIGHT";
-    public const string Auth = Prefix + "AUTH";
-    public const string ApiKeys = Prefix + "API_KEYS";
-    public const string EntraTenantId = Prefix + "ENTRA_TENANT_ID";
-    public const string EntraAudience = Prefix + "ENTRA_AUDIENCE";
-    public const string EntraIssuer = Prefix + "ENTRA_ISSUER";
-    public const string EntraMetadataUrl = Prefix + "ENTRA_METADATA_URL";
-    public const string MetricsAuth = Prefix + "METRICS_AUTH";
+
+    // Each name is written out whole (not Prefix + "…"): the infrastructure test finds the settings
+    // the code reads by their literal names.
+    public const string Host = "LEPTON_WORKER_HOST";
+    public const string Port = "LEPTON_WORKER_PORT";
+    public const string GrpcPort = "LEPTON_WORKER_GRPC_PORT";
+    public const string Url = "LEPTON_WORKER_URL";
+    public const string ReplicaId = "LEPTON_WORKER_REPLICA_ID";
+    public const string Models = "LEPTON_WORKER_MODELS";
+    public const string PollIntervalS = "LEPTON_WORKER_POLL_INTERVAL_S";
+    public const string HeartbeatS = "LEPTON_WORKER_HEARTBEAT_S";
+    public const string WindowS = "LEPTON_WORKER_WINDOW_S";
+    public const string FlushS = "LEPTON_WORKER_FLUSH_S";
+    public const string MemoryBudgetMb = "LEPTON_WORKER_MEMORY_BUDGET_MB";
+    public const string UnloadGraceS = "LEPTON_WORKER_UNLOAD_GRACE_S";
+    public const string MaxBodyBytes = "LEPTON_WORKER_MAX_BODY_BYTES";
+    public const string MaxElements = "LEPTON_WORKER_MAX_ELEMENTS";
+    public const string Provider = "LEPTON_WORKER_PROVIDER";
+    public const string CudaDeviceId = "LEPTON_WORKER_CUDA_DEVICE_ID";
+    public const string CudaMemLimitMb = "LEPTON_WORKER_CUDA_MEM_LIMIT_MB";
+    public const string CudaArenaExtendStrategy = "LEPTON_WORKER_CUDA_ARENA_EXTEND_STRATEGY";
+    public const string IntraOpThreads = "LEPTON_WORKER_INTRA_OP_THREADS";
+    public const string InterOpThreads = "LEPTON_WORKER_INTER_OP_THREADS";
+    public const string BatchConcurrency = "LEPTON_WORKER_BATCH_CONCURRENCY";
+    public const string InlineBelowMs = "LEPTON_WORKER_INLINE_BELOW_MS";
+    public const string NonfiniteIsError = "LEPTON_WORKER_NONFINITE_IS_ERROR";
+    public const string NonfiniteInputs = "LEPTON_WORKER_NONFINITE_INPUTS";
+    public const string DrainS = "LEPTON_WORKER_DRAIN_S";
+    public const string MaxShadowInFlight = "LEPTON_WORKER_MAX_SHADOW_IN_FLIGHT";
+    public const string Auth = "LEPTON_WORKER_AUTH";
+    public const string ApiKeys = "LEPTON_WORKER_API_KEYS";
+    public const string EntraTenantId = "LEPTON_WORKER_ENTRA_TENANT_ID";
+    public const string EntraAudience = "LEPTON_WORKER_ENTRA_AUDIENCE";
+    public const string EntraIssuer = "LEPTON_WORKER_ENTRA_ISSUER";
+    public const string EntraMetadataUrl = "LEPTON_WORKER_ENTRA_METADATA_URL";
+    public const string MetricsAuth = "LEPTON_WORKER_METRICS_AUTH";
 
     /// <summary>The worker's own settings.</summary>
     public static readonly IReadOnlyList<string> Own =
