@@ -5,8 +5,12 @@
 DOTNET ?= dotnet
 SOLUTION := Lepton.Functions.sln
 NPM_STAMP := node_modules/.installed
-# A hung test fails the run instead of stalling CI; skipped tests count as failures.
+# A hung test fails the run instead of stalling CI: every test that does I/O has its own xunit
+# Timeout; beyond that, a test host in which no test starts or finishes for TEST_HANG_TIMEOUT is
+# dumped (a mini dump under each project's TestResults/, named in the output with the tests then
+# running) and killed, and the whole run stops after TEST_TIMEOUT. Skipped tests count as failures.
 TEST_TIMEOUT ?= 30m
+TEST_HANG_TIMEOUT ?= 10m
 TEST_ARGS ?=
 
 .PHONY: install run test lint lint-bicep format build clean bench
@@ -27,7 +31,8 @@ run: build
 	exec $(DOTNET) src/Cli/bin/Debug/net10.0/lepton.dll dev $(RUN_ARGS)
 
 test: build
-	$(DOTNET) test --solution $(SOLUTION) --no-build --timeout $(TEST_TIMEOUT) --fail-skips on $(TEST_ARGS)
+	$(DOTNET) test --solution $(SOLUTION) --no-build --timeout $(TEST_TIMEOUT) --fail-skips on \
+		--hangdump --hangdump-timeout $(TEST_HANG_TIMEOUT) --hangdump-type Mini $(TEST_ARGS)
 
 # Formatting and code style as .editorconfig says, the Bicep templates, then a build with every
 # analyzer as an error. NU1603 (a dependency's exact version is not served here, the next one up

@@ -122,7 +122,8 @@ public class DataPlaneBenchmarks
         var state = new ReplicaState();
         state.Publish([new RouteTable("tiny", "1.0.0")]);
         _plane = new InferenceDataPlane(pool, state, registry, new RollupRecorder("bench", 10, TimeProvider.System), metrics, new InferenceOptions(), loader,
-            choice, new ServerOptions(), TimeProvider.System, NullLogger<InferenceDataPlane>.Instance);
+            choice, new ServerOptions(), new StorageGuard("bench", new StorageGuardOptions(), TimeProvider.System, NullLogger.Instance),
+            TimeProvider.System, NullLogger<InferenceDataPlane>.Instance);
         _body = new ReadOnlySequence<byte>("""{"inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}"""u8.ToArray());
         _raw = new InferenceSession(path, choice.CreateSessionOptions());
         _rawInput = OrtValue.CreateTensorValueFromMemory(new float[] { 1, 2, 3, 4 }, [1, 4]);

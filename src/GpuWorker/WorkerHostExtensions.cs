@@ -12,6 +12,7 @@ using Lepton.Shared;
 using Lepton.Shared.Configuration;
 using Lepton.Shared.Models;
 using Lepton.Shared.Registry;
+using Lepton.Shared.Storage;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -63,11 +64,17 @@ public static class WorkerHostExtensions
         services.AddSettings(ExecutionOptions.FromConfiguration);
         services.AddSettings(InferenceOptions.FromConfiguration);
         services.AddSettings(ReportingOptions.FromConfiguration);
+        services.AddSettings(WorkerStorageGuard.FromConfiguration);
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<ServerOptions>>().Value);
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<LoaderOptions>>().Value);
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<ExecutionOptions>>().Value);
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<InferenceOptions>>().Value);
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<ReportingOptions>>().Value);
+        // One guard for every storage call of the background loops (and the pinned path's lookups):
+        // a deadline per call and a circuit breaker, over the SDK's retry.
+        services.AddSingleton(sp => new StorageGuard(
+            "worker", sp.GetRequiredService<IOptions<StorageGuardOptions>>().Value, sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("Lepton.GpuWorker.Storage")));
 
         services.TryAddSingleton(ProviderDiscovery.System);
         services.AddSingleton(sp =>

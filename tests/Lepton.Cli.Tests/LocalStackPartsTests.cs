@@ -74,9 +74,10 @@ public sealed class BlobWatcherTests(AzuriteFixture azurite) : IDisposable
     private static BlobWatcher Watcher(Azure.Storage.Blobs.BlobContainerClient container, RecordingWebhook webhook, string ledger, HttpClient http) =>
         new(container, webhook.Url, new DeliveryLedger(ledger), http, TimeProvider.System, NullLogger<BlobWatcher>.Instance);
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Each_model_blob_version_is_delivered_once_and_other_blobs_never()
     {
+        var ct = TestContext.Current.CancellationToken;
         var container = await ContainerAsync();
         await using var webhook = await RecordingWebhook.StartAsync();
         using var http = new HttpClient();
@@ -85,37 +86,39 @@ public sealed class BlobWatcherTests(AzuriteFixture azurite) : IDisposable
         await PutAsync(container, "digits/notes.txt", "hi");
         var second = await PutAsync(container, "digits/1.1.0/model.onnx");
         var watcher = Watcher(container, webhook, Path.Combine(_dir, "ledger.json"), http);
-        var delivered = await watcher.PollOnceAsync(Token);
+        var delivered = await watcher.PollOnceAsync(ct);
         Assert.Equal(["digits/1.0.0/model.onnx", "digits/1.1.0/model.onnx"], delivered.Select(d => d.BlobName));
-        Assert.Empty(await watcher.PollOnceAsync(Token));
+        Assert.Empty(await watcher.PollOnceAsync(ct));
         Assert.Equal([("digits/1.0.0/model.onnx", first), ("digits/1.1.0/model.onnx", second)], webhook.Events.Select(e => (e.BlobName, e.ETag)));
         Assert.All(webhook.Events, e => Assert.Equal(container.Name, e.Container));
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task A_restarted_watcher_delivers_only_new_or_changed_blobs()
     {
+        var ct = TestContext.Current.CancellationToken;
         var container = await ContainerAsync();
         await using var webhook = await RecordingWebhook.StartAsync();
         using var http = new HttpClient();
         var ledger = Path.Combine(_dir, "watcher", "delivered.json");
         await PutAsync(container, "digits/1.0.0/model.onnx");
-        await Watcher(container, webhook, ledger, http).PollOnceAsync(Token);
+        await Watcher(container, webhook, ledger, http).PollOnceAsync(ct);
         // While the watcher is down: one new version and one overwritten file (a new blob version).
         var added = await PutAsync(container, "digits/2.0.0/model.onnx");
         var replaced = await PutAsync(container, "digits/1.0.0/model.onnx", "other bytes", overwrite: true);
         var after = Watcher(container, webhook, ledger, http);
-        var delivered = await after.PollOnceAsync(Token);
-        Assert.Empty(await after.PollOnceAsync(Token));
+        var delivered = await after.PollOnceAsync(ct);
+        Assert.Empty(await after.PollOnceAsync(ct));
         Assert.Equal(
             new[] { ("digits/1.0.0/model.onnx", replaced), ("digits/2.0.0/model.onnx", added) }.Order(),
             delivered.Select(d => (d.BlobName, d.ETag)).Order());
         Assert.Equal(3, webhook.Events.Count);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task A_failed_delivery_is_not_recorded_and_is_retried()
     {
+        var ct = TestContext.Current.CancellationToken;
         var container = await ContainerAsync();
         await using var webhook = await RecordingWebhook.StartAsync();
         using var http = new HttpClient();
@@ -123,10 +126,10 @@ public sealed class BlobWatcherTests(AzuriteFixture azurite) : IDisposable
         var etag = await PutAsync(container, "digits/1.0.0/model.onnx");
         webhook.Refuse = true;
         var watcher = Watcher(container, webhook, ledger, http);
-        Assert.Empty(await watcher.PollOnceAsync(Token));
+        Assert.Empty(await watcher.PollOnceAsync(ct));
         Assert.False(File.Exists(ledger));
         webhook.Refuse = false;
-        Assert.Equal([("digits/1.0.0/model.onnx", etag)], (await watcher.PollOnceAsync(Token)).Select(d => (d.BlobName, d.ETag)));
+        Assert.Equal([("digits/1.0.0/model.onnx", etag)], (await watcher.PollOnceAsync(ct)).Select(d => (d.BlobName, d.ETag)));
         Assert.Single(webhook.Events);
     }
 

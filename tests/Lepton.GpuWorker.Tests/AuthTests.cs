@@ -141,12 +141,13 @@ public sealed class AuthTests(AzuriteFixture azurite) : IDisposable
             "rollup of the served requests only");
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Key_mode_without_keys_refuses_to_start_naming_the_setting()
     {
+        var ct = TestContext.Current.CancellationToken;
         var settings = WorkerHost.Defaults(azurite, _cache, _model);
         settings["LEPTON_WORKER_AUTH"] = "key";
-        var error = await Assert.ThrowsAsync<ConfigurationException>(() => WorkerHost.StartAsync(settings));
+        var error = await Assert.ThrowsAsync<ConfigurationException>(() => WorkerHost.StartAsync(settings).WaitAsync(ct));
         Assert.Contains("LEPTON_WORKER_API_KEYS", error.Message, StringComparison.Ordinal);
         settings["LEPTON_WORKER_API_KEYS"] = "not-a-hash:infer";
         error = await Assert.ThrowsAsync<ConfigurationException>(() => WorkerHost.StartAsync(settings));

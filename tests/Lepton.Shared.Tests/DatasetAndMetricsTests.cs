@@ -75,20 +75,21 @@ public sealed class DatasetTests(AzuriteFixture azurite)
         Assert.Contains(kind == "rows" ? "X has 2 rows but y has 3" : kind == "missing" ? "must hold arrays 'X' and 'y'" : "not a valid .npz", error.Message);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Round_trips_through_blob_storage()
     {
+        var ct = TestContext.Current.CancellationToken;
         var store = new ModelStore(azurite.Clients, new ModelStoreOptions());
         var model = TestNames.Model();
         var dataset = new Dataset(NumericArray.FromSingles([0.5f, 1.5f, 2.5f, 3.5f], 2, 2), NumericArray.FromInt64s([1, 0], 2));
-        await store.PutDatasetAsync(model, "digits", dataset, Token);
-        var read = await store.GetDatasetAsync(model, "digits", Token);
+        await store.PutDatasetAsync(model, "digits", dataset, ct);
+        var read = await store.GetDatasetAsync(model, "digits", ct);
         Assert.Equal(dataset.X.Values, read.X.Values);
         Assert.Equal(dataset.X.Shape, read.X.Shape);
         Assert.Equal("int64", read.Y.Dtype);
-        var missing = await Assert.ThrowsAsync<BlobNotFoundException>(() => store.GetDatasetAsync(model, "other", Token));
+        var missing = await Assert.ThrowsAsync<BlobNotFoundException>(() => store.GetDatasetAsync(model, "other", ct));
         Assert.Contains("lepton push", missing.Message);
-        await Assert.ThrowsAsync<InvalidDatasetException>(() => store.PutDatasetFileAsync(model, "bad", "nope"u8.ToArray(), Token));
+        await Assert.ThrowsAsync<InvalidDatasetException>(() => store.PutDatasetFileAsync(model, "bad", "nope"u8.ToArray(), ct));
     }
 }
 
@@ -119,16 +120,17 @@ public sealed class MetricsStoreTests(AzuriteFixture azurite)
         };
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Totals_sum_over_replicas_and_windows_per_version()
     {
-        await _metrics.WriteAsync(Rollup("1.0.0", "a", 1000, 100, 1), Token);
-        await _metrics.WriteAsync(Rollup("1.0.0", "b", 1000, 50, 2), Token);
-        await _metrics.WriteAsync(Rollup("1.0.0", "a", 1010, 10, 0), Token);
-        await _metrics.WriteAsync(Rollup("1.1.0", "a", 1010, 7, 7), Token);
-        await _metrics.WriteAsync(Rollup("1.0.0", "a", 1020, 999, 0), Token); // outside the range
-        await _metrics.WriteAsync(Rollup("1.0.0", "a", 1000, 100, 1), Token); // a repeat write replaces
-        var totals = await _metrics.TotalsAsync(_model, 1000, 1020, Token);
+        var ct = TestContext.Current.CancellationToken;
+        await _metrics.WriteAsync(Rollup("1.0.0", "a", 1000, 100, 1), ct);
+        await _metrics.WriteAsync(Rollup("1.0.0", "b", 1000, 50, 2), ct);
+        await _metrics.WriteAsync(Rollup("1.0.0", "a", 1010, 10, 0), ct);
+        await _metrics.WriteAsync(Rollup("1.1.0", "a", 1010, 7, 7), ct);
+        await _metrics.WriteAsync(Rollup("1.0.0", "a", 1020, 999, 0), ct); // outside the range
+        await _metrics.WriteAsync(Rollup("1.0.0", "a", 1000, 100, 1), ct); // a repeat write replaces
+        var totals = await _metrics.TotalsAsync(_model, 1000, 1020, ct);
         Assert.Equal(160, totals["1.0.0"].Requests);
         Assert.Equal(3, totals["1.0.0"].Errors);
         Assert.Equal(160, totals["1.0.0"].LatencyBuckets[LatencyHistogram.IndexOf(2.5)]);
@@ -137,17 +139,18 @@ public sealed class MetricsStoreTests(AzuriteFixture azurite)
         Assert.Equal(7, totals["1.1.0"].Errors);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Expiry_deletes_only_windows_older_than_the_retention()
     {
+        var ct = TestContext.Current.CancellationToken;
         for (var i = 0; i < 130; i++)
         {
-            await _metrics.WriteAsync(Rollup("1.0.0", $"r{i}", 1000, 1, 0), Token);
+            await _metrics.WriteAsync(Rollup("1.0.0", $"r{i}", 1000, 1, 0), ct);
         }
-        await _metrics.WriteAsync(Rollup("1.0.0", "a", 5000, 1, 0), Token);
-        var deleted = await _metrics.ExpireAsync([_model], DateTimeOffset.FromUnixTimeSeconds(5000 + 3600), TimeSpan.FromHours(1), Token);
+        await _metrics.WriteAsync(Rollup("1.0.0", "a", 5000, 1, 0), ct);
+        var deleted = await _metrics.ExpireAsync([_model], DateTimeOffset.FromUnixTimeSeconds(5000 + 3600), TimeSpan.FromHours(1), ct);
         Assert.Equal(130, deleted[_model]);
-        var left = await _metrics.ReadAsync(_model, 0, 10_000, Token);
+        var left = await _metrics.ReadAsync(_model, 0, 10_000, ct);
         Assert.Equal(5000, Assert.Single(left).WindowStart);
     }
 
@@ -163,7 +166,7 @@ public sealed class MetricsStoreTests(AzuriteFixture azurite)
 
 public sealed class WorkerDirectoryTests(AzuriteFixture azurite)
 {
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Warm_status_counts_only_live_replicas_that_are_not_draining()
     {
         // The workers table holds every test's replicas, so each replica name is unique here and

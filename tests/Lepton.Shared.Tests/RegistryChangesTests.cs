@@ -12,7 +12,7 @@ public sealed class RegistryChangesTests(AzuriteFixture azurite)
     private readonly string _model = TestNames.Model();
     private readonly string _other = TestNames.Model();
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Only_rows_changed_since_a_timestamp_come_back()
     {
         var ct = TestContext.Current.CancellationToken;

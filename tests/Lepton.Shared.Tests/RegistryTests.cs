@@ -19,7 +19,7 @@ public sealed class RegistryTests(AzuriteFixture azurite)
     private Task<ModelVersion> Move(string version, Stage to, Stage? from = null, string actor = "test") =>
         _registry.TransitionAsync(_model, version, to, $"to {to}", actor, from, cancellationToken: TestContext.Current.CancellationToken);
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Registers_a_version_once_and_audits_it()
     {
         var first = await Register("1.0.0");
@@ -30,17 +30,18 @@ public sealed class RegistryTests(AzuriteFixture azurite)
         Assert.Equal(AuditKinds.Registered, Assert.Single(history).Kind);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task The_same_version_with_other_bytes_is_a_conflict()
     {
-        await Register("1.0.0");
-        var error = await Assert.ThrowsAsync<VersionConflictException>(() => Register("1.0.0", new string('b', 64)));
+        var ct = TestContext.Current.CancellationToken;
+        await Register("1.0.0").WaitAsync(ct);
+        var error = await Assert.ThrowsAsync<VersionConflictException>(() => Register("1.0.0", new string('b', 64)).WaitAsync(ct));
         Assert.Contains("immutable", error.Message);
         var clash = await Assert.ThrowsAsync<VersionConflictException>(() => Register("1.0.0+build.2"));
         Assert.Contains("same SemVer precedence", clash.Message);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Lists_versions_in_semver_order_not_text_order()
     {
         foreach (var v in new[] { "1.10.0", "1.2.0", "1.2.0-rc.1", "0.9.0" })
@@ -52,7 +53,7 @@ public sealed class RegistryTests(AzuriteFixture azurite)
         Assert.Contains(_model, await _registry.ListModelsAsync(TestContext.Current.CancellationToken));
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Transitions_follow_the_state_machine_and_write_the_audit_trail()
     {
         await Register("1.0.0");
@@ -67,7 +68,7 @@ public sealed class RegistryTests(AzuriteFixture azurite)
         Assert.Equal("validating", history[^1].From);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task A_retried_transition_returns_the_stored_record_and_audits_once()
     {
         await Register("1.0.0");
@@ -77,7 +78,7 @@ public sealed class RegistryTests(AzuriteFixture azurite)
         Assert.Equal(2, (await _registry.HistoryAsync(_model, "1.0.0", TestContext.Current.CancellationToken)).Count);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Of_two_concurrent_writers_one_wins_and_the_other_is_told_why()
     {
         await Register("1.0.0");
@@ -107,7 +108,7 @@ public sealed class RegistryTests(AzuriteFixture azurite)
         }
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task An_audit_event_lost_in_a_crash_is_repaired_exactly_once()
     {
         await Register("1.0.0");
@@ -122,7 +123,7 @@ public sealed class RegistryTests(AzuriteFixture azurite)
         Assert.Equal(3, (await _registry.HistoryAsync(_model, cancellationToken: TestContext.Current.CancellationToken)).Count);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Annotations_merge_and_survive_transitions()
     {
         await Register("1.0.0");
@@ -138,7 +139,7 @@ public sealed class RegistryTests(AzuriteFixture azurite)
         Assert.Equal(5, record.PolicyOverrides["window_s"]!.GetValue<int>());
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Routes_start_empty_and_take_only_versions_in_the_right_stage()
     {
         var empty = await _registry.GetRoutesAsync(_model, TestContext.Current.CancellationToken);
@@ -161,7 +162,7 @@ public sealed class RegistryTests(AzuriteFixture azurite)
         Assert.Single(history, e => e.Kind == AuditKinds.Routes);
     }
 
-    [Theory]
+    [Theory(Timeout = 60_000)]
     [InlineData(20_000, null, "candidate_weight_bp must be within 0..10000")]
     [InlineData(500, null, "candidate_weight_bp > 0 needs a candidate version")]
     [InlineData(500, "1.0.0", "candidate and production must be different versions")]
@@ -173,7 +174,7 @@ public sealed class RegistryTests(AzuriteFixture azurite)
         Assert.Equal(0, (await _registry.GetRoutesAsync(_model, TestContext.Current.CancellationToken)).Generation);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Missing_versions_say_how_to_list_them()
     {
         var error = await Assert.ThrowsAsync<VersionNotFoundException>(() => _registry.GetVersionAsync(_model, "9.9.9", TestContext.Current.CancellationToken));
@@ -181,7 +182,7 @@ public sealed class RegistryTests(AzuriteFixture azurite)
         Assert.Null(await _registry.FindVersionAsync(_model, "9.9.9", TestContext.Current.CancellationToken));
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Rows_are_partitioned_by_model()
     {
         await Register("1.0.0");

@@ -4,8 +4,12 @@ using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using Lepton.Shared.Models;
+using Lepton.Shared.Storage;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.Retry;
+using Polly.Timeout;
 
 namespace Lepton.Cli.LocalStack;
 
@@ -82,55 +86,84 @@ public sealed record Delivery(string BlobName, string ETag, int Status);
 /// Turns each new <c>models/{model}/{version}/model.onnx</c> blob version into the Event Grid
 /// <c>BlobCreated</c> call Azure makes: Azurite publishes no events, so the local stack polls the
 /// container and POSTs the same event to the same webhook. Each blob version (name + ETag) is
-/// delivered exactly once, across restarts too; a failed delivery is retried on the next poll; a
-/// crash between the 2xx and the ledger write re-delivers once, which the lifecycle absorbs (its
-/// instance id is derived from the content).
+/// delivered exactly once, across restarts and storage outages too: the ledger is written only after
+/// the webhook answered 2xx, so an upload the webhook could not act on (storage away, a non-2xx
+/// answer, no answer in time) is delivered again on a later poll; a crash between the 2xx and the
+/// ledger write re-delivers once, which the lifecycle absorbs (its instance id is derived from the
+/// content). Listing goes through a <see cref="StorageGuard"/> (a deadline per poll; while storage is
+/// away the circuit paces the tries); each webhook call through a Polly pipeline (a timeout per
+/// attempt, retries with exponential backoff and jitter on transport errors, 408, 429 and 5xx).
 /// </summary>
-public sealed class BlobWatcher(
-    BlobContainerClient models,
-    Uri webhook,
-    DeliveryLedger ledger,
-    HttpClient http,
-    TimeProvider time,
-    ILogger<BlobWatcher> log,
-    TimeSpan? pollInterval = null) : BackgroundService
+public sealed class BlobWatcher : BackgroundService
 {
-    private readonly TimeSpan _poll = pollInterval ?? TimeSpan.FromMilliseconds(500);
+    private readonly BlobContainerClient _models;
+    private readonly Uri _webhook;
+    private readonly DeliveryLedger _ledger;
+    private readonly HttpClient _http;
+    private readonly TimeProvider _time;
+    private readonly ILogger<BlobWatcher> _log;
+    private readonly TimeSpan _poll;
+    private readonly StorageGuard _guard;
+    private readonly ResiliencePipeline<HttpResponseMessage> _delivery;
+
+    public BlobWatcher(
+        BlobContainerClient models,
+        Uri webhook,
+        DeliveryLedger ledger,
+        HttpClient http,
+        TimeProvider time,
+        ILogger<BlobWatcher> log,
+        TimeSpan? pollInterval = null,
+        StorageGuard? guard = null,
+        WebhookDelivery? delivery = null)
+    {
+        _models = models;
+        _webhook = webhook;
+        _ledger = ledger;
+        _http = http;
+        _time = time;
+        _log = log;
+        _poll = pollInterval ?? TimeSpan.FromMilliseconds(500);
+        _guard = guard ?? new StorageGuard("watcher", new StorageGuardOptions(), time, log);
+        _delivery = (delivery ?? new WebhookDelivery()).Pipeline(time, log);
+    }
 
     /// <summary>Everything this watcher delivered, in order.</summary>
     public List<Delivery> Delivered { get; } = [];
 
-    /// <summary>Delivers every undelivered model blob version, oldest first; returns the 2xx ones.</summary>
+    /// <summary>
+    /// Delivers every undelivered model blob version, oldest first; returns the 2xx ones. Throws
+    /// <see cref="Shared.StorageUnavailableException"/> when the container cannot be listed.
+    /// </summary>
     public async Task<IReadOnlyList<Delivery>> PollOnceAsync(CancellationToken cancellationToken)
     {
-        var pending = new List<BlobItem>();
-        await foreach (var blob in models.GetBlobsAsync(new GetBlobsOptions(), cancellationToken))
-        {
-            if (IsModelBlob(blob.Name) && !ledger.IsDelivered(blob.Name, ETagOf(blob)))
-            {
-                pending.Add(blob);
-            }
-        }
+        var pending = await _guard.RunAsync(ListUndeliveredAsync, cancellationToken);
         var delivered = new List<Delivery>();
         foreach (var blob in pending.OrderBy(b => b.Properties.LastModified).ThenBy(b => b.Name, StringComparer.Ordinal))
         {
             cancellationToken.ThrowIfCancellationRequested();
             var etag = ETagOf(blob);
-            var account = models.Uri.GetLeftPart(UriPartial.Path)[..^(models.Name.Length + 1)];
-            var body = new JsonArray(EventGrid.BlobCreatedEvent(account, models.Name, blob.Name, etag, blob.Properties.ContentLength ?? 0, time.GetUtcNow()));
-            using var request = new HttpRequestMessage(HttpMethod.Post, webhook)
-            {
-                Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
-            };
-            request.Headers.Add(EventGrid.EventTypeHeader, "Notification");
+            var account = _models.Uri.GetLeftPart(UriPartial.Path)[..^(_models.Name.Length + 1)];
+            var body = new JsonArray(EventGrid.BlobCreatedEvent(account, _models.Name, blob.Name, etag, blob.Properties.ContentLength ?? 0, _time.GetUtcNow())).ToJsonString();
             HttpResponseMessage response;
             try
             {
-                response = await http.SendAsync(request, cancellationToken);
+                response = await _delivery.ExecuteAsync(
+                    async (state, token) =>
+                    {
+                        using var request = new HttpRequestMessage(HttpMethod.Post, state.Webhook)
+                        {
+                            Content = new StringContent(state.Body, Encoding.UTF8, "application/json"),
+                        };
+                        request.Headers.Add(EventGrid.EventTypeHeader, "Notification");
+                        return await state.Http.SendAsync(request, token);
+                    },
+                    (Webhook: _webhook, Body: body, Http: _http),
+                    cancellationToken);
             }
-            catch (HttpRequestException error)
+            catch (Exception error) when (!cancellationToken.IsCancellationRequested && error is HttpRequestException or TimeoutRejectedException or OperationCanceledException)
             {
-                log.LogWarning("delivery of {Blob} failed ({Error}); retrying on the next poll", blob.Name, error.Message);
+                _log.LogWarning("delivery of {Blob} failed ({Error}); retrying on the next poll", blob.Name, error.Message);
                 continue;
             }
             using (response)
@@ -139,11 +172,11 @@ public sealed class BlobWatcher(
                 {
                     var text = await response.Content.ReadAsStringAsync(cancellationToken);
                     var excerpt = text[..Math.Min(300, text.Length)];
-                    log.LogWarning("the webhook answered {Status} for {Blob}: {Body}; retrying on the next poll", (int)response.StatusCode, blob.Name, excerpt);
+                    _log.LogWarning("the webhook answered {Status} for {Blob}: {Body}; retrying on the next poll", (int)response.StatusCode, blob.Name, excerpt);
                     continue;
                 }
-                ledger.Record(blob.Name, etag);
-                log.LogInformation("delivered BlobCreated models/{Blob} (etag {ETag})", blob.Name, etag);
+                _ledger.Record(blob.Name, etag);
+                _log.LogInformation("delivered BlobCreated models/{Blob} (etag {ETag})", blob.Name, etag);
                 var delivery = new Delivery(blob.Name, etag, (int)response.StatusCode);
                 delivered.Add(delivery);
                 lock (Delivered)
@@ -153,6 +186,19 @@ public sealed class BlobWatcher(
             }
         }
         return delivered;
+    }
+
+    private async Task<List<BlobItem>> ListUndeliveredAsync(CancellationToken cancellationToken)
+    {
+        var pending = new List<BlobItem>();
+        await foreach (var blob in _models.GetBlobsAsync(new GetBlobsOptions(), cancellationToken))
+        {
+            if (IsModelBlob(blob.Name) && !_ledger.IsDelivered(blob.Name, ETagOf(blob)))
+            {
+                pending.Add(blob);
+            }
+        }
+        return pending;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -167,14 +213,19 @@ public sealed class BlobWatcher(
             {
                 return;
             }
+            catch (Shared.StorageUnavailableException)
+            {
+                // The guard logs the outage once and paces the tries; nothing was recorded, so
+                // nothing is lost: every undelivered upload is listed again once storage answers.
+            }
             catch (Exception error)
             {
-                // A storage hiccup: keep watching, and say so; nothing was recorded, so nothing is lost.
-                log.LogWarning("polling the models container failed ({Error}); retrying", error.Message);
+                // Keep watching, and say so; nothing was recorded, so nothing is lost.
+                _log.LogWarning("polling the models container failed ({Error}); retrying", error.Message);
             }
             try
             {
-                await Task.Delay(_poll, time, stoppingToken);
+                await Task.Delay(_poll, _time, stoppingToken);
             }
             catch (OperationCanceledException)
             {
@@ -192,4 +243,46 @@ public sealed class BlobWatcher(
 
     // Listings and property reads quote ETags differently; Event Grid sends them bare.
     private static string ETagOf(BlobItem blob) => blob.Properties.ETag?.ToString().Trim('"') ?? "";
+}
+
+/// <summary>
+/// How the watcher calls the webhook, where the Azure SDK's retry does not reach: each attempt
+/// bounded by <see cref="AttemptTimeout"/>, up to <see cref="Retries"/> more attempts after a
+/// transport error, a timeout, or a 408, 429 or 5xx answer, with exponential backoff and jitter
+/// from <see cref="FirstDelay"/>. What is still undelivered after that waits for the next poll.
+/// </summary>
+public sealed record WebhookDelivery
+{
+    public TimeSpan AttemptTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    public int Retries { get; init; } = 2;
+
+    public TimeSpan FirstDelay { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    public ResiliencePipeline<HttpResponseMessage> Pipeline(TimeProvider time, ILogger log) =>
+        new ResiliencePipelineBuilder<HttpResponseMessage> { TimeProvider = time }
+            .AddRetry(new RetryStrategyOptions<HttpResponseMessage>
+            {
+                MaxRetryAttempts = Retries,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = FirstDelay,
+                ShouldHandle = new PredicateBuilder<HttpResponseMessage>()
+                    .Handle<HttpRequestException>()
+                    .Handle<TimeoutRejectedException>()
+                    .HandleResult(r => (int)r.StatusCode is 408 or 429 or >= 500),
+                OnRetry = args =>
+                {
+                    // The answer being retried is not read by anyone: release its connection.
+                    args.Outcome.Result?.Dispose();
+                    if (log.IsEnabled(LogLevel.Debug))
+                    {
+                        log.LogDebug("webhook attempt {Attempt} failed ({Outcome}); retrying in {Delay}", args.AttemptNumber + 1,
+                            args.Outcome.Exception?.Message ?? ((int)args.Outcome.Result!.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture), args.RetryDelay);
+                    }
+                    return default;
+                },
+            })
+            .AddTimeout(AttemptTimeout)
+            .Build();
 }

@@ -155,8 +155,9 @@ public sealed class LocalStackHost : IAsyncDisposable
         builder.Services.AddHttpClient();
         var webhook = new Uri($"{s.ApiUrl}{EventGrid.WebhookPath}?functionName={EventGrid.FunctionKey(LifecycleNames.ModelBlobTrigger)}"
             + (Key is null ? "" : "&code=" + Uri.EscapeDataString(Key)));
+        // The host's own storage clients (retry and timeouts from LEPTON_STORAGE_*, as everywhere).
         builder.Services.AddSingleton(sp => new BlobWatcher(
-            new StorageClients(new StorageOptions { ConnectionString = ConnectionString }).Container(StorageLayout.ModelsContainer),
+            sp.GetRequiredService<StorageClients>().Container(StorageLayout.ModelsContainer),
             webhook,
             new DeliveryLedger(Path.Combine(data, "watcher", "delivered.json")),
             sp.GetRequiredService<IHttpClientFactory>().CreateClient("watcher"),
@@ -187,9 +188,11 @@ public sealed class LocalStackHost : IAsyncDisposable
     /// <summary>
     /// The Event Grid blob webhook the Functions host serves for a blob trigger with the Event Grid
     /// source: the subscription handshake, then each <c>BlobCreated</c> in <c>models</c> handed to
-    /// the blob trigger's own code (<see cref="ModelUploads"/>).
+    /// the blob trigger's own code (<see cref="ModelUploads"/>). Only a start that was recorded is
+    /// answered 2xx: when storage is away the answer is 503 (<see cref="StorageUnavailableException"/>),
+    /// so the caller (Event Grid, or the local watcher) delivers the event again later.
     /// </summary>
-    private static async Task<IResult> HandleBlobWebhookAsync(HttpRequest request, ModelUploads uploads, DurableTaskClient client)
+    internal static async Task<IResult> HandleBlobWebhookAsync(HttpRequest request, ModelUploads uploads, DurableTaskClient client)
     {
         if (request.Query["functionName"].FirstOrDefault() != EventGrid.FunctionKey(LifecycleNames.ModelBlobTrigger))
         {
@@ -205,7 +208,15 @@ public sealed class LocalStackHost : IAsyncDisposable
         {
             if (EventGrid.BlobCreatedOf(e) is { Container: StorageLayout.ModelsContainer } blob)
             {
-                await uploads.HandleAsync(client, $"{blob.Container}/{blob.BlobName}", request.HttpContext.RequestAborted);
+                try
+                {
+                    await uploads.HandleAsync(client, $"{blob.Container}/{blob.BlobName}", request.HttpContext.RequestAborted);
+                }
+                catch (Exception error) when (error is not LeptonException && StorageClients.IsUnavailable(error) && !request.HttpContext.RequestAborted.IsCancellationRequested)
+                {
+                    throw new StorageUnavailableException(
+                        $"storage is unreachable, so the lifecycle of {blob.BlobName} could not be started; deliver the event again later", error);
+                }
             }
         }
         return Results.Accepted();

@@ -2,8 +2,10 @@ using Lepton.GpuWorker.Configuration;
 using Lepton.GpuWorker.DataPlane;
 using Lepton.GpuWorker.Routing;
 using Lepton.GpuWorker.Serving;
+using Lepton.Shared;
 using Lepton.Shared.Lifecycle;
 using Lepton.Shared.Registry;
+using Lepton.Shared.Storage;
 
 namespace Lepton.GpuWorker.Background;
 
@@ -13,12 +15,16 @@ namespace Lepton.GpuWorker.Background;
 /// routes need (production, candidate even at weight 0, shadow, last known-good), protects them
 /// from eviction, and applies only ready versions to the router, so a swap switches once the new
 /// version is warm. A version becoming ready or failing re-applies its model's routes at once.
+/// Fails static: every read goes through the <see cref="StorageGuard"/> (bounded by its deadline,
+/// paused while its circuit is open), and a poll that cannot reach storage changes nothing, so the
+/// replica keeps serving the routes and ready versions it last knew until storage answers again.
 /// </summary>
 public sealed class RegistryFollower(
     ReplicaState state,
     VersionPool pool,
     ModelRegistry registry,
     LoaderOptions options,
+    StorageGuard guard,
     TimeProvider time,
     ILogger<RegistryFollower> log) : BackgroundService
 {
@@ -40,9 +46,14 @@ public sealed class RegistryFollower(
             {
                 await SyncAsync(stoppingToken);
             }
+            catch (StorageUnavailableException)
+            {
+                // Serving goes on from the last known state; the guard logs the outage once and
+                // paces the next tries.
+            }
             catch (Exception error) when (!stoppingToken.IsCancellationRequested)
             {
-                // Storage hiccups must not kill the loop; the next poll retries.
+                // Nothing must kill the loop; the next poll retries.
                 log.LogWarning("registry poll failed: {Error}", error.Message);
             }
         }
@@ -53,7 +64,8 @@ public sealed class RegistryFollower(
     public async Task SyncAsync(CancellationToken cancellationToken)
     {
         var since = _routesSeen - Overlap;
-        foreach (var (routes, changed) in await registry.RoutesChangedSinceAsync(since, options.Models, cancellationToken))
+        var changedRoutes = await guard.RunAsync(token => registry.RoutesChangedSinceAsync(since, options.Models, token), cancellationToken);
+        foreach (var (routes, changed) in changedRoutes)
         {
             if (!state.Stored.TryGetValue(routes.Model, out var current) || current.ETag != routes.ETag)
             {
@@ -94,12 +106,13 @@ public sealed class RegistryFollower(
         var changedRows = new List<(ModelVersion Version, DateTimeOffset Changed)>();
         if (fresh.Count > 0)
         {
-            changedRows.AddRange(await registry.VersionsChangedSinceAsync(fresh, null, cancellationToken));
+            changedRows.AddRange(await guard.RunAsync(token => registry.VersionsChangedSinceAsync(fresh, null, token), cancellationToken));
         }
         var known = models.Where(_followed.Contains).ToList();
         if (known.Count > 0)
         {
-            changedRows.AddRange(await registry.VersionsChangedSinceAsync(known, _versionsSeen - Overlap, cancellationToken));
+            var after = _versionsSeen - Overlap;
+            changedRows.AddRange(await guard.RunAsync(token => registry.VersionsChangedSinceAsync(known, after, token), cancellationToken));
         }
         _followed.UnionWith(fresh);
         foreach (var (version, changed) in changedRows)

@@ -2,7 +2,9 @@ using Lepton.GpuWorker.Configuration;
 using Lepton.GpuWorker.DataPlane;
 using Lepton.GpuWorker.Observability;
 using Lepton.GpuWorker.Serving;
+using Lepton.Shared;
 using Lepton.Shared.Metrics;
+using Lepton.Shared.Storage;
 using Lepton.Shared.Workers;
 
 namespace Lepton.GpuWorker.Background;
@@ -29,7 +31,9 @@ public sealed class WorkerEndpoints
 
 /// <summary>
 /// Publishes this replica's heartbeat (provider, loaded and ready versions, route generations,
-/// draining) to the <c>workers</c> table every interval, from when the server listens.
+/// draining) to the <c>workers</c> table every interval, from when the server listens. Each write
+/// goes through the <see cref="StorageGuard"/>: while storage is away a beat fails fast or within
+/// the deadline, and beats resume by themselves once it answers.
 /// </summary>
 public sealed class HeartbeatPublisher(
     WorkerDirectory directory,
@@ -39,6 +43,7 @@ public sealed class HeartbeatPublisher(
     ServerOptions server,
     ReportingOptions options,
     WorkerEndpoints endpoints,
+    StorageGuard guard,
     TimeProvider time,
     ILogger<HeartbeatPublisher> log) : BackgroundService
 {
@@ -55,7 +60,11 @@ public sealed class HeartbeatPublisher(
         RouteGenerations = state.Tables.ToDictionary(t => t.Key, t => t.Value.Generation, StringComparer.Ordinal),
     };
 
-    public Task BeatAsync(CancellationToken cancellationToken = default) => directory.BeatAsync(Current(), cancellationToken);
+    public async Task BeatAsync(CancellationToken cancellationToken = default)
+    {
+        var beat = Current();
+        await guard.RunAsync(token => directory.BeatAsync(beat, token), cancellationToken);
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -67,6 +76,10 @@ public sealed class HeartbeatPublisher(
             {
                 await BeatAsync(stoppingToken);
             }
+            catch (StorageUnavailableException)
+            {
+                // The guard logs the outage once; the next tick tries again.
+            }
             catch (Exception error) when (!stoppingToken.IsCancellationRequested)
             {
                 log.LogWarning("heartbeat failed: {Error}", error.Message);
@@ -76,29 +89,59 @@ public sealed class HeartbeatPublisher(
     }
 }
 
-/// <summary>Writes the rollups of windows that changed to the <c>metrics</c> table every interval; unwritten ones are retried.</summary>
+/// <summary>
+/// Writes the rollups of windows that changed to the <c>metrics</c> table every interval, one
+/// transaction per model and up to 100 windows. Unwritten windows stay in memory and are retried
+/// (at most <see cref="ReportingOptions.RollupBuffer"/> of them: beyond that the oldest are dropped,
+/// counted in <c>lepton_worker_rollup_windows_dropped_total</c> and logged), so the rows written
+/// after a storage outage hold the outage's traffic. The first flush that succeeds after a failed
+/// one is written again on the next tick: a write the outage left queued inside storage (sent before
+/// the deadline gave up on it) may land late, and must not have the last word on a window's total.
+/// </summary>
 public sealed class RollupFlusher(
     RollupRecorder recorder,
     MetricsStore store,
     ReportingOptions options,
+    StorageGuard guard,
+    WorkerMetrics metrics,
     TimeProvider time,
     ILogger<RollupFlusher> log) : BackgroundService
 {
+    private bool _failedBefore;
+
+    /// <summary>Drops what the buffer cannot hold, then writes every changed window; throws when some could not be written (they are kept).</summary>
     public async Task FlushAsync(CancellationToken cancellationToken = default)
     {
+        var dropped = recorder.DropOldest(options.RollupBuffer);
+        if (dropped.Count > 0)
+        {
+            log.LogWarning(
+                "rollup buffer full ({Bound} windows): dropped {Count} unwritten windows, the oldest (window starts {First}..{Last}), while storage is away",
+                options.RollupBuffer, dropped.Count, dropped[0], dropped[^1]);
+        }
+        metrics.Reporting(guard.Available, recorder.Buffered, dropped.Count);
         var pending = recorder.TakeDirty();
-        for (var i = 0; i < pending.Count; i++)
+        var batches = pending.GroupBy(r => r.Model, StringComparer.Ordinal).SelectMany(g => g.Chunk(MetricsStore.BatchLimit)).ToList();
+        for (var i = 0; i < batches.Count; i++)
         {
             try
             {
-                await store.WriteAsync(pending[i], cancellationToken);
+                await guard.RunAsync(token => store.WriteBatchAsync(batches[i], token), cancellationToken);
             }
             catch
             {
-                recorder.Restore(pending.Skip(i));
+                recorder.Restore(batches.Skip(i).SelectMany(b => b));
+                _failedBefore = true;
+                metrics.Reporting(guard.Available, recorder.Buffered, 0);
                 throw;
             }
         }
+        if (_failedBefore && pending.Count > 0)
+        {
+            recorder.Restore(pending);
+            _failedBefore = false;
+        }
+        metrics.Reporting(guard.Available, recorder.Buffered, 0);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -109,6 +152,10 @@ public sealed class RollupFlusher(
             try
             {
                 await FlushAsync(stoppingToken);
+            }
+            catch (StorageUnavailableException)
+            {
+                // Kept for the next flush; the guard logs the outage once.
             }
             catch (Exception error) when (!stoppingToken.IsCancellationRequested)
             {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Lepton.Shared;
 using Lepton.Shared.Configuration;
+using Lepton.Shared.Storage;
 
 namespace Lepton.GpuWorker.Configuration;
 
@@ -48,6 +49,9 @@ public static class WorkerSettingNames
     public const string EntraIssuer = "LEPTON_WORKER_ENTRA_ISSUER";
     public const string EntraMetadataUrl = "LEPTON_WORKER_ENTRA_METADATA_URL";
     public const string MetricsAuth = "LEPTON_WORKER_METRICS_AUTH";
+    public const string StorageDeadlineS = "LEPTON_WORKER_STORAGE_DEADLINE_S";
+    public const string StorageMaxBackoffS = "LEPTON_WORKER_STORAGE_MAX_BACKOFF_S";
+    public const string RollupBuffer = "LEPTON_WORKER_ROLLUP_BUFFER";
 
     /// <summary>The worker's own settings.</summary>
     public static readonly IReadOnlyList<string> Own =
@@ -56,6 +60,7 @@ public static class WorkerSettingNames
         UnloadGraceS, MaxBodyBytes, MaxElements, Provider, CudaDeviceId, CudaMemLimitMb, CudaArenaExtendStrategy,
         IntraOpThreads, InterOpThreads, BatchConcurrency, InlineBelowMs, NonfiniteIsError, NonfiniteInputs, DrainS,
         MaxShadowInFlight, Auth, ApiKeys, EntraTenantId, EntraAudience, EntraIssuer, EntraMetadataUrl, MetricsAuth,
+        StorageDeadlineS, StorageMaxBackoffS, RollupBuffer,
     ];
 
     /// <summary>Every setting the worker reads: its own, then the shared storage, cache and telemetry ones.</summary>
@@ -209,9 +214,15 @@ public sealed record InferenceOptions
     };
 }
 
-/// <summary>How often the replica reports, and the rollup window.</summary>
+/// <summary>How often the replica reports, the rollup window, and how many windows it keeps while storage is away.</summary>
 public sealed record ReportingOptions
 {
+    /// <summary>
+    /// Windows kept in memory until written: 4096 windows of 10 s hold almost four hours of three
+    /// versions' traffic (at most about 3 KiB each, so at most about 12 MiB).
+    /// </summary>
+    public const int DefaultRollupBuffer = 4096;
+
     public TimeSpan Heartbeat { get; init; } = TimeSpan.FromSeconds(3);
 
     /// <summary>Whole seconds; windows are aligned to multiples of it (unix time).</summary>
@@ -219,12 +230,37 @@ public sealed record ReportingOptions
 
     public TimeSpan Flush { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>Most (model, version, window) rollups held unwritten; beyond it the oldest are dropped and counted.</summary>
+    public int RollupBuffer { get; init; } = DefaultRollupBuffer;
+
     public static ReportingOptions FromConfiguration(IConfiguration c) => new()
     {
         Heartbeat = OptionReaders.Seconds(c, WorkerSettingNames.HeartbeatS, 3.0, min: 0.05),
         WindowSeconds = Settings.WholeNumber(c, WorkerSettingNames.WindowS, 10, min: 1),
         Flush = OptionReaders.Seconds(c, WorkerSettingNames.FlushS, 2.0, min: 0.05),
+        RollupBuffer = Settings.WholeNumber(c, WorkerSettingNames.RollupBuffer, DefaultRollupBuffer, min: 1),
     };
+}
+
+/// <summary>
+/// How the worker's background loops (registry polls, heartbeats, rollup writes) call storage:
+/// each call, the SDK's retries included, is bounded by a deadline, so a storage that accepts
+/// connections but never answers never freezes a loop; see <see cref="StorageGuard"/>.
+/// </summary>
+public static class WorkerStorageGuard
+{
+    public static StorageGuardOptions FromConfiguration(IConfiguration c)
+    {
+        // The longest pause between probes of a storage that is away: also how late, at worst, a
+        // replica notices it is back (heartbeats and rollups resume at the next probe).
+        var longest = OptionReaders.Seconds(c, WorkerSettingNames.StorageMaxBackoffS, 8.0, min: 0.5);
+        return new StorageGuardOptions
+        {
+            Deadline = OptionReaders.Seconds(c, WorkerSettingNames.StorageDeadlineS, 10.0, min: 0.05),
+            FirstBreak = TimeSpan.FromSeconds(Math.Min(1.0, longest.TotalSeconds)),
+            LongestBreak = longest,
+        };
+    }
 }
 
 internal static class OptionReaders

@@ -7,6 +7,7 @@ using Lepton.GpuWorker.Serving;
 using Lepton.Shared;
 using Lepton.Shared.Lifecycle;
 using Lepton.Shared.Registry;
+using Lepton.Shared.Storage;
 
 namespace Lepton.GpuWorker.DataPlane;
 
@@ -27,6 +28,7 @@ public sealed partial class InferenceDataPlane(
     LoaderOptions loader,
     ProviderChoice provider,
     ServerOptions server,
+    StorageGuard guard,
     TimeProvider time,
     ILogger<InferenceDataPlane> log)
 {
@@ -44,6 +46,9 @@ public sealed partial class InferenceDataPlane(
     public ReplicaState State => state;
 
     public VersionPool Pool => pool;
+
+    /// <summary>How the background loops find storage (readiness reports it; serving never waits on it).</summary>
+    public StorageGuard Storage => guard;
 
     /// <summary>Shadow copies running now.</summary>
     public int ShadowsInFlight => Volatile.Read(ref _shadowsInFlight);
@@ -158,6 +163,11 @@ public sealed partial class InferenceDataPlane(
             return NotServed(model);
         }
         var slot = pool.Find(model, version);
+        if (slot is null && state.Versions.TryGetValue((model, version), out var known) && StageMachine.ServableStages.Contains(known.Stage))
+        {
+            // The last poll vouches for it: load it on demand without asking storage on the request path.
+            slot = pool.RequestLoad(model, version);
+        }
         if (slot is null)
         {
             var key = (model, version);
@@ -165,10 +175,16 @@ public sealed partial class InferenceDataPlane(
             {
                 return memo.Error;
             }
+            if (!guard.Available)
+            {
+                // Fail fast rather than make the caller wait on a storage the loops found away.
+                return new StorageUnavailableException(
+                    $"storage is unreachable, so {model} {version} cannot be looked up; the versions this replica already serves keep answering; retry shortly");
+            }
             ModelVersion? record;
             try
             {
-                record = await registry.FindVersionAsync(model, version);
+                record = await guard.RunAsync(token => registry.FindVersionAsync(model, version, token));
             }
             catch (LeptonException error)
             {

@@ -72,12 +72,24 @@ public static class OipHttpEndpoints
         }
     }
 
+    /// <summary>
+    /// Ready once the first registry sync is done, until draining starts. A storage outage does not
+    /// make the replica unready: it keeps serving the routes and ready versions it last knew (taking
+    /// it out of rotation would turn a storage outage into an inference outage); the answer says
+    /// whether storage answers now, and since when it has not.
+    /// </summary>
     private static Task Ready(HttpContext context)
     {
-        var state = Plane(context).State;
+        var plane = Plane(context);
+        var state = plane.State;
         if (state.Ready)
         {
-            return HttpResults.WriteJsonAsync(context, new JsonObject { ["ready"] = true }, HttpResults.RequestId(context));
+            var body = new JsonObject { ["ready"] = true, ["storage_available"] = plane.Storage.Available };
+            if (plane.Storage.UnavailableSince is { } since)
+            {
+                body["storage_unavailable_since"] = since.ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+            }
+            return HttpResults.WriteJsonAsync(context, body, HttpResults.RequestId(context));
         }
         context.Response.Headers.RetryAfter = "1";
         var reason = state.Draining ? "draining" : "first sync with the registry pending";

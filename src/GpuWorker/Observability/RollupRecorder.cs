@@ -111,6 +111,34 @@ public sealed class RollupRecorder(string replica, int windowSeconds, TimeProvid
         return rollups;
     }
 
+    /// <summary>Windows held in memory now: the current ones and every one not yet written.</summary>
+    public int Buffered => _windows.Count;
+
+    /// <summary>
+    /// Keeps at most <paramref name="bound"/> windows, dropping the oldest (never a current one) when
+    /// storage has been away too long to hold them all; returns the window starts dropped (oldest
+    /// first). Called by the flusher, off the request path.
+    /// </summary>
+    public IReadOnlyList<long> DropOldest(int bound)
+    {
+        var excess = _windows.Count - bound;
+        if (excess <= 0)
+        {
+            return [];
+        }
+        var current = CurrentWindow();
+        var dropped = new List<long>(excess);
+        foreach (var key in _windows.Keys.Where(k => k.Window < current)
+            .OrderBy(k => k.Window).ThenBy(k => k.Model, StringComparer.Ordinal).ThenBy(k => k.Version, StringComparer.Ordinal).Take(excess))
+        {
+            if (_windows.TryRemove(key, out _))
+            {
+                dropped.Add(key.Window);
+            }
+        }
+        return dropped;
+    }
+
     /// <summary>Marks snapshots that could not be written as changed again, so the next flush retries them.</summary>
     public void Restore(IEnumerable<WindowRollup> unwritten)
     {

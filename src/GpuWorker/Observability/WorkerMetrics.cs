@@ -32,6 +32,9 @@ public sealed class WorkerMetrics : IDisposable
     private readonly Gauge _ready;
     private readonly Counter _shadowDropped;
     private readonly Counter _refusals;
+    private readonly Gauge _storageAvailable;
+    private readonly Gauge _rollupsBuffered;
+    private readonly Counter _rollupsDropped;
     private readonly Meter _meter = new(MeterName);
     private readonly Counter<long> _otelRequests;
     private readonly Histogram<double> _otelLatency;
@@ -53,6 +56,10 @@ public sealed class WorkerMetrics : IDisposable
         _ready = factory.CreateGauge("lepton_worker_version_ready", "1 when the version is loaded and warm", "model", "version");
         _shadowDropped = factory.CreateCounter("lepton_worker_shadow_dropped_total", "Shadow copies skipped because too many were running", "model");
         _refusals = factory.CreateCounter("lepton_worker_auth_refusals_total", "Requests refused by authentication or authorization (never counted against a version)", "reason", "transport");
+        _storageAvailable = factory.CreateGauge("lepton_worker_storage_available", "1 while storage answers the background loops; 0 during an outage (serving goes on from the last known state)");
+        _storageAvailable.Set(1);
+        _rollupsBuffered = factory.CreateGauge("lepton_worker_rollup_windows_buffered", "Rollup windows held in memory: the current ones and those not yet written");
+        _rollupsDropped = factory.CreateCounter("lepton_worker_rollup_windows_dropped_total", "Unwritten rollup windows dropped, oldest first, because storage was away longer than the buffer holds");
         factory.CreateGauge("lepton_worker_info", "Replica and execution provider", "replica", "provider").WithLabels(replica, provider).Set(1);
         _otelRequests = _meter.CreateCounter<long>("lepton.worker.requests", description: "Inference requests by outcome");
         _otelLatency = _meter.CreateHistogram<double>("lepton.worker.request_duration", unit: "ms", description: "Time in the worker per request");
@@ -67,6 +74,20 @@ public sealed class WorkerMetrics : IDisposable
     public void ShadowDropped(string model) => _shadowDropped.WithLabels(model).Inc();
 
     public void Refused(string reason, string transport) => _refusals.WithLabels(reason, transport).Inc();
+
+    /// <summary>What the rollup flusher saw this tick: whether storage answers, windows held, windows just dropped.</summary>
+    public void Reporting(bool storageAvailable, int buffered, int dropped)
+    {
+        _storageAvailable.Set(storageAvailable ? 1 : 0);
+        _rollupsBuffered.Set(buffered);
+        if (dropped > 0)
+        {
+            _rollupsDropped.Inc(dropped);
+        }
+    }
+
+    /// <summary>Rollup windows dropped since start.</summary>
+    public double RollupsDropped => _rollupsDropped.Value;
 
     public void Dispose() => _meter.Dispose();
 

@@ -21,17 +21,44 @@ public sealed class MetricsStore(StorageClients storage)
         $"{rollup.WindowStart:D12}!{SemVer.Parse(rollup.Version).SortKey}!{rollup.Replica}";
 
     /// <summary>Upserts one replica's rollup for one window (safe to repeat: the last write wins).</summary>
-    public async Task WriteAsync(WindowRollup rollup, CancellationToken cancellationToken = default)
+    public async Task WriteAsync(WindowRollup rollup, CancellationToken cancellationToken = default) =>
+        await _table.UpsertEntityAsync(Entity(rollup), TableUpdateMode.Replace, cancellationToken);
+
+    /// <summary>
+    /// Upserts up to <see cref="MaxBatch"/> rollups of one model in one entity-group transaction (all
+    /// or none), so a backlog kept through a storage outage goes out in a few requests.
+    /// </summary>
+    public async Task WriteBatchAsync(IReadOnlyList<WindowRollup> rollups, CancellationToken cancellationToken = default)
+    {
+        if (rollups.Count == 0)
+        {
+            return;
+        }
+        if (rollups.Count == 1)
+        {
+            await WriteAsync(rollups[0], cancellationToken);
+            return;
+        }
+        if (rollups.Count > MaxBatch || rollups.Any(r => r.Model != rollups[0].Model))
+        {
+            throw new ArgumentException($"one batch holds at most {MaxBatch} rollups of one model", nameof(rollups));
+        }
+        await _table.SubmitTransactionAsync(rollups.Select(r => new TableTransactionAction(TableTransactionActionType.UpsertReplace, Entity(r))), cancellationToken);
+    }
+
+    /// <summary>The most rollups <see cref="WriteBatchAsync"/> takes at once (Azure Table storage's transaction limit).</summary>
+    public static int BatchLimit => MaxBatch;
+
+    private static TableEntity Entity(WindowRollup rollup)
     {
         ModelName.Validate(rollup.Model);
-        var entity = new TableEntity(rollup.Model, RowKey(rollup))
+        return new TableEntity(rollup.Model, RowKey(rollup))
         {
             ["Version"] = rollup.Version,
             ["Replica"] = rollup.Replica,
             ["WindowStart"] = rollup.WindowStart,
             ["Data"] = LeptonJson.Serialize(rollup),
         };
-        await _table.UpsertEntityAsync(entity, TableUpdateMode.Replace, cancellationToken);
     }
 
     /// <summary>Every row of <paramref name="model"/> whose window starts in [<paramref name="start"/>, <paramref name="end"/>) (unix seconds).</summary>

@@ -35,9 +35,13 @@ public sealed class WorkerHost : IAsyncDisposable
 
     public InferenceDataPlane DataPlane => Services.GetRequiredService<InferenceDataPlane>();
 
-    public static Dictionary<string, string?> Defaults(AzuriteFixture azurite, string cacheDir, params string[] models) => new()
+    public static Dictionary<string, string?> Defaults(AzuriteFixture azurite, string cacheDir, params string[] models) =>
+        Defaults(azurite.Azurite, cacheDir, models);
+
+    /// <summary>Settings for a worker over <paramref name="azurite"/> (a private one, for tests that stop or stall it).</summary>
+    public static Dictionary<string, string?> Defaults(Lepton.Cli.LocalStack.Azurite azurite, string cacheDir, params string[] models) => new()
     {
-        ["AzureWebJobsStorage"] = azurite.Azurite.ConnectionString,
+        ["AzureWebJobsStorage"] = azurite.ConnectionString,
         ["LEPTON_CACHE_DIR"] = cacheDir,
         ["LEPTON_WORKER_PORT"] = "0",
         ["LEPTON_WORKER_GRPC_PORT"] = "0",

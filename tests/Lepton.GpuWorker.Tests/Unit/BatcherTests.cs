@@ -40,16 +40,17 @@ public sealed class BatcherTests
     private static DynamicBatcher<(string Key, int Value), int> Batcher(Recorder recorder, int max, double delayMs, int concurrent = 1, Func<(string Key, int Value), int>? rows = null) =>
         new(recorder.Run, new BatcherOptions(max, TimeSpan.FromMilliseconds(delayMs), concurrent), rowsOf: rows, keyOf: i => i.Key);
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Concurrent_items_share_batches_up_to_the_limit_and_each_gets_its_own_result()
     {
+        var ct = TestContext.Current.CancellationToken;
         var recorder = new Recorder { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
         await using var batcher = Batcher(recorder, 4, 50);
         var first = batcher.SubmitAsync(("k", 0)).AsTask(); // idle: runs at once and holds the only slot
         var rest = Enumerable.Range(1, 9).Select(i => batcher.SubmitAsync(("k", i)).AsTask()).ToList();
         recorder.Gate.SetResult();
-        Assert.Equal(0, await first);
-        Assert.Equal(Enumerable.Range(1, 9).Select(i => i * 10), await Task.WhenAll(rest));
+        Assert.Equal(0, await first.WaitAsync(ct));
+        Assert.Equal(Enumerable.Range(1, 9).Select(i => i * 10), await Task.WhenAll(rest).WaitAsync(ct));
         var sizes = recorder.Batches.Select(b => b.Length).ToList();
         Assert.Equal(1, sizes[0]);
         Assert.All(sizes, s => Assert.InRange(s, 1, 4));
@@ -57,17 +58,18 @@ public sealed class BatcherTests
         Assert.Equal(Enumerable.Range(0, 10), recorder.Batches.SelectMany(b => b.Select(i => i.Value)));
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Only_items_with_the_same_key_share_a_batch()
     {
+        var ct = TestContext.Current.CancellationToken;
         var recorder = new Recorder { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
         await using var batcher = Batcher(recorder, 8, 20);
         var busy = batcher.SubmitAsync(("z", 0)).AsTask();
         var items = new[] { ("a", 1), ("b", 2), ("a", 3), ("b", 4), ("a", 5) };
         var results = items.Select(i => batcher.SubmitAsync(i).AsTask()).ToList();
         recorder.Gate.SetResult();
-        await busy;
-        Assert.Equal(new[] { 10, 20, 30, 40, 50 }, await Task.WhenAll(results));
+        await busy.WaitAsync(ct);
+        Assert.Equal(new[] { 10, 20, 30, 40, 50 }, await Task.WhenAll(results).WaitAsync(ct));
         Assert.All(recorder.Batches, b => Assert.Single(b.Select(i => i.Key).Distinct()));
         Assert.Contains(recorder.Batches, b => b.Select(i => i.Value).SequenceEqual([1, 3, 5]));
         Assert.Contains(recorder.Batches, b => b.Select(i => i.Value).SequenceEqual([2, 4]));
@@ -84,9 +86,10 @@ public sealed class BatcherTests
         Assert.Equal(70, await result);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Items_arriving_while_busy_wait_at_most_the_max_delay_for_company()
     {
+        var ct = TestContext.Current.CancellationToken;
         var recorder = new Recorder { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
         await using var batcher = Batcher(recorder, 64, 50, concurrent: 2);
         var busy = batcher.SubmitAsync(("k", 0)).AsTask(); // holds one of two slots
@@ -100,27 +103,29 @@ public sealed class BatcherTests
         }
         Assert.True(DateTime.UtcNow - started >= TimeSpan.FromMilliseconds(45));
         recorder.Gate.SetResult();
-        Assert.Equal(70, await waiter);
-        Assert.Equal(0, await busy);
+        Assert.Equal(70, await waiter.WaitAsync(ct));
+        Assert.Equal(0, await busy.WaitAsync(ct));
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Rows_count_towards_the_limit_and_an_oversized_item_runs_alone()
     {
+        var ct = TestContext.Current.CancellationToken;
         var recorder = new Recorder { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
         await using var batcher = Batcher(recorder, 4, 10, rows: i => i.Value);
         var busy = batcher.SubmitAsync(("k", 1)).AsTask();
         var results = new[] { 3, 6, 1, 2 }.Select(n => batcher.SubmitAsync(("k", n)).AsTask()).ToList();
         recorder.Gate.SetResult();
-        await busy;
-        Assert.Equal(new[] { 30, 60, 10, 20 }, await Task.WhenAll(results));
+        await busy.WaitAsync(ct);
+        Assert.Equal(new[] { 30, 60, 10, 20 }, await Task.WhenAll(results).WaitAsync(ct));
         var rows = recorder.Batches.Skip(1).Select(b => b.Sum(i => i.Value)).ToList();
         Assert.Equal([3, 6, 3], rows);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task A_failed_batch_fails_each_of_its_waiters_and_no_other()
     {
+        var ct = TestContext.Current.CancellationToken;
         var recorder = new Recorder { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), FailOn = 2 };
         await using var batcher = Batcher(recorder, 2, 10);
         var submitted = Enumerable.Range(0, 4).Select(i => batcher.SubmitAsync(("k", i)).AsTask()).ToList();
@@ -135,7 +140,7 @@ public sealed class BatcherTests
             {
                 return error;
             }
-        }));
+        })).WaitAsync(ct);
         // Batches: [0] alone (idle), then [1, 2] which fails, then [3].
         Assert.Equal(0, outcomes[0]);
         Assert.IsType<InvalidOperationException>(outcomes[1]);
@@ -143,46 +148,49 @@ public sealed class BatcherTests
         Assert.Equal(30, outcomes[3]);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task The_wrong_number_of_results_fails_the_whole_batch()
     {
+        var ct = TestContext.Current.CancellationToken;
         var recorder = new Recorder { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), ResultCount = n => n - 1 };
         await using var batcher = Batcher(recorder, 3, 10);
         var submitted = Enumerable.Range(0, 3).Select(i => batcher.SubmitAsync(("k", i)).AsTask()).ToList();
         recorder.Gate.SetResult();
         foreach (var task in submitted)
         {
-            await Assert.ThrowsAsync<BatchFailedException>(() => task);
+            await Assert.ThrowsAsync<BatchFailedException>(() => task.WaitAsync(ct));
         }
         var error = await Assert.ThrowsAsync<BatchFailedException>(() => submitted[1]);
         Assert.Contains("batch of 2 requests returned 1 results", error.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Batches_grow_while_all_slots_are_busy()
     {
+        var ct = TestContext.Current.CancellationToken;
         var recorder = new Recorder { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
         await using var batcher = Batcher(recorder, 32, 0);
         var first = batcher.SubmitAsync(("k", 0)).AsTask();
         var rest = Enumerable.Range(1, 8).Select(i => batcher.SubmitAsync(("k", i)).AsTask()).ToList();
         recorder.Gate.SetResult();
-        Assert.Equal(0, await first);
-        Assert.Equal(Enumerable.Range(1, 8).Select(i => i * 10), await Task.WhenAll(rest));
+        Assert.Equal(0, await first.WaitAsync(ct));
+        Assert.Equal(Enumerable.Range(1, 8).Select(i => i * 10), await Task.WhenAll(rest).WaitAsync(ct));
         Assert.Equal([1, 8], recorder.Batches.Select(b => b.Length));
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Closing_runs_what_is_queued_and_later_submits_still_work()
     {
+        var ct = TestContext.Current.CancellationToken;
         var recorder = new Recorder { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
         var batcher = Batcher(recorder, 8, 60_000);
         var busy = batcher.SubmitAsync(("k", 9)).AsTask();
         var queued = Enumerable.Range(0, 3).Select(i => batcher.SubmitAsync(("k", i)).AsTask()).ToList();
         var closing = batcher.DisposeAsync().AsTask();
         recorder.Gate.SetResult();
-        await closing;
-        Assert.Equal(new[] { 0, 10, 20 }, await Task.WhenAll(queued));
-        Assert.Equal(90, await busy);
+        await closing.WaitAsync(ct);
+        Assert.Equal(new[] { 0, 10, 20 }, await Task.WhenAll(queued).WaitAsync(ct));
+        Assert.Equal(90, await busy.WaitAsync(ct));
         Assert.Equal(50, await batcher.SubmitAsync(("k", 5)));
         Assert.Equal(0, batcher.Queued);
     }

@@ -69,6 +69,34 @@ public sealed class RollupTests
     }
 
     [Fact]
+    public void Beyond_the_bound_the_oldest_unwritten_windows_are_dropped_never_the_current_one()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(1_000));
+        var recorder = new RollupRecorder("r1", 10, time);
+        // Storage is away: six windows of two versions pile up, none written.
+        for (var window = 0; window < 6; window++)
+        {
+            recorder.Record("m", "1.0.0", true, false, false, 1, 1, 0, null);
+            recorder.Record("m", "1.1.0", true, false, false, 1, 1, 0, null);
+            recorder.Restore(recorder.TakeDirty());
+            time.Advance(TimeSpan.FromSeconds(10));
+        }
+        recorder.Record("m", "1.0.0", true, false, false, 1, 1, 0, null);
+        Assert.Equal(13, recorder.Buffered);
+        var dropped = recorder.DropOldest(4);
+        Assert.Equal([1_000L, 1_000, 1_010, 1_010, 1_020, 1_020, 1_030, 1_030, 1_040], dropped);
+        Assert.Equal(4, recorder.Buffered);
+        Assert.Equal(
+            [(1_040L, "1.1.0"), (1_050L, "1.0.0"), (1_050L, "1.1.0"), (1_060L, "1.0.0")],
+            recorder.TakeDirty().Select(r => (r.WindowStart, r.Version)).Order());
+        // The current window stays even when the bound is smaller than the windows in progress.
+        recorder.Record("m", "1.1.0", true, false, false, 1, 1, 0, null);
+        Assert.Equal([1_040L, 1_050, 1_050], recorder.DropOldest(0));
+        Assert.Equal(2, recorder.Buffered);
+        Assert.Equal((1_060L, "1.1.0"), recorder.TakeDirty().Select(r => (r.WindowStart, r.Version)).Single());
+    }
+
+    [Fact]
     public void Scores_pick_the_probabilities_and_summarise_rows()
     {
         Assert.Equal(1, Scores.PickScoreOutput([new TensorSpec("label", DataType.Int64, [null]), new TensorSpec("probabilities", DataType.Fp32, [null, 2])]));

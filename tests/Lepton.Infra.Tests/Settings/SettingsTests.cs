@@ -107,6 +107,9 @@ public sealed class SettingsTests(Deployments deployments)
         ["LEPTON_WORKER_ENTRA_ISSUER"] = "derived from the tenant id (Microsoft Entra's v2.0 issuer)",
         ["LEPTON_WORKER_ENTRA_METADATA_URL"] = "derived from the tenant id (login.microsoftonline.com's OpenID configuration)",
         ["LEPTON_WORKER_METRICS_AUTH"] = "admin: /metrics needs an admin key; ingress is internal anyway",
+        ["LEPTON_WORKER_STORAGE_DEADLINE_S"] = "10 s per background storage call: a hung storage never freezes a loop, a slow one still answers",
+        ["LEPTON_WORKER_STORAGE_MAX_BACKOFF_S"] = "8 s at most between probes of a storage that is away, so its return is noticed within a few heartbeats",
+        ["LEPTON_WORKER_ROLLUP_BUFFER"] = "4096 unwritten rollups (about four hours of three versions at 10 s windows, at most about 12 MiB) ride out a storage outage",
     };
 
     private static readonly Dictionary<string, string> Forbidden = new(StringComparer.Ordinal)

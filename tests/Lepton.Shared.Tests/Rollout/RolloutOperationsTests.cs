@@ -37,90 +37,96 @@ public sealed class RolloutOperationsTests(AzuriteFixture azurite)
         }
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Promote_moves_traffic_and_supersedes_the_previous_version_once()
     {
+        var ct = TestContext.Current.CancellationToken;
         await At("1.0.0", Stage.Production);
         await At("1.0.1", Stage.Canary);
-        await Rollout.SetTrafficAsync(_model, "1.0.1", "1.0.1", 5000, null, 0, "step", "test", Token);
+        await Rollout.SetTrafficAsync(_model, "1.0.1", "1.0.1", 5000, null, 0, "step", "test", ct);
 
-        var previous = await Rollout.PromoteAsync(_model, "1.0.1", Stage.Canary, "passed", "lifecycle", Token);
-        var events = (await _registry.HistoryAsync(_model, cancellationToken: Token)).Count;
-        var again = await Rollout.PromoteAsync(_model, "1.0.1", Stage.Canary, "passed", "lifecycle", Token); // a retried activity
+        var previous = await Rollout.PromoteAsync(_model, "1.0.1", Stage.Canary, "passed", "lifecycle", ct);
+        var events = (await _registry.HistoryAsync(_model, cancellationToken: ct)).Count;
+        var again = await Rollout.PromoteAsync(_model, "1.0.1", Stage.Canary, "passed", "lifecycle", ct); // a retried activity
 
         Assert.Equal("1.0.0", previous);
         Assert.Null(again); // found from stages: 1.0.0 is already superseded
-        var routes = await _registry.GetRoutesAsync(_model, Token);
+        var routes = await _registry.GetRoutesAsync(_model, ct);
         Assert.Equal(("1.0.1", (string?)null, 0), (routes.Production, routes.Candidate, routes.CandidateWeightBp));
-        Assert.Equal(Stage.Superseded, (await _registry.GetVersionAsync(_model, "1.0.0", Token)).Stage);
-        Assert.Equal(events, (await _registry.HistoryAsync(_model, cancellationToken: Token)).Count);
-        Assert.Equal(["1.0.0"], await Rollout.RetireSupersededAsync(_model, Token));
+        Assert.Equal(Stage.Superseded, (await _registry.GetVersionAsync(_model, "1.0.0", ct)).Stage);
+        Assert.Equal(events, (await _registry.HistoryAsync(_model, cancellationToken: ct)).Count);
+        Assert.Equal(["1.0.0"], await Rollout.RetireSupersededAsync(_model, ct));
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task A_slot_held_by_another_version_is_never_taken_over()
     {
+        var ct = TestContext.Current.CancellationToken;
         await At("1.0.0", Stage.Production);
         await At("1.0.1", Stage.Canary);
         await At("1.0.2", Stage.Evaluating);
-        await Rollout.SetTrafficAsync(_model, "1.0.1", "1.0.1", 100, null, 0, "step", "test", Token);
+        await Rollout.SetTrafficAsync(_model, "1.0.1", "1.0.1", 100, null, 0, "step", "test", ct);
 
-        var error = await Assert.ThrowsAsync<ConflictException>(() => Rollout.SetTrafficAsync(_model, "1.0.2", "1.0.2", 0, null, 0, "pre-warm", "test", Token));
+        var error = await Assert.ThrowsAsync<ConflictException>(() => Rollout.SetTrafficAsync(_model, "1.0.2", "1.0.2", 0, null, 0, "pre-warm", "test", ct));
 
         Assert.Contains("held by 1.0.1", error.Message, StringComparison.Ordinal);
-        Assert.Equal("1.0.1", (await _registry.GetRoutesAsync(_model, Token)).Candidate);
-        Assert.Equal("1.0.1", await Rollout.VersionInRolloutAsync(_model, "1.0.2", Token));
-        Assert.Null(await Rollout.VersionInRolloutAsync(_model, "1.0.1", Token));
+        Assert.Equal("1.0.1", (await _registry.GetRoutesAsync(_model, ct)).Candidate);
+        Assert.Equal("1.0.1", await Rollout.VersionInRolloutAsync(_model, "1.0.2", ct));
+        Assert.Null(await Rollout.VersionInRolloutAsync(_model, "1.0.1", ct));
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task An_unchanged_traffic_request_writes_no_new_generation()
     {
+        var ct = TestContext.Current.CancellationToken;
         await At("1.0.0", Stage.Production);
         await At("1.1.0", Stage.Shadow);
-        var first = await Rollout.SetTrafficAsync(_model, "1.1.0", null, 0, "1.1.0", 1000, "shadow", "test", Token);
-        var second = await Rollout.SetTrafficAsync(_model, "1.1.0", null, 0, "1.1.0", 1000, "shadow", "test", Token);
+        var first = await Rollout.SetTrafficAsync(_model, "1.1.0", null, 0, "1.1.0", 1000, "shadow", "test", ct);
+        var second = await Rollout.SetTrafficAsync(_model, "1.1.0", null, 0, "1.1.0", 1000, "shadow", "test", ct);
         Assert.Equal(first.Generation, second.Generation);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Rollback_takes_every_slot_and_is_idempotent()
     {
+        var ct = TestContext.Current.CancellationToken;
         await At("1.0.0", Stage.Production);
         await At("1.1.0", Stage.Shadow);
-        await Rollout.SetTrafficAsync(_model, "1.1.0", null, 0, "1.1.0", 1000, "shadow", "test", Token);
+        await Rollout.SetTrafficAsync(_model, "1.1.0", null, 0, "1.1.0", 1000, "shadow", "test", ct);
 
-        var rolledBack = await Rollout.RollbackAsync(_model, "1.1.0", "bad", "alice", Token);
-        var again = await Rollout.RollbackAsync(_model, "1.1.0", "bad", "alice", Token);
+        var rolledBack = await Rollout.RollbackAsync(_model, "1.1.0", "bad", "alice", ct);
+        var again = await Rollout.RollbackAsync(_model, "1.1.0", "bad", "alice", ct);
 
         Assert.Equal(Stage.RolledBack, rolledBack.Stage);
         Assert.Equal(rolledBack.Sequence, again.Sequence);
-        var routes = await _registry.GetRoutesAsync(_model, Token);
+        var routes = await _registry.GetRoutesAsync(_model, ct);
         Assert.Equal(("1.0.0", (string?)null, 0), (routes.Production, routes.Shadow, routes.ShadowFractionBp));
-        var last = (await _registry.HistoryAsync(_model, "1.1.0", Token))[^1];
+        var last = (await _registry.HistoryAsync(_model, "1.1.0", ct))[^1];
         Assert.Equal(("shadow", "rolled_back", "alice"), (last.From, last.To, last.Actor));
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Reinstate_puts_the_previous_version_back_before_the_candidate_leaves()
     {
+        var ct = TestContext.Current.CancellationToken;
         await At("1.0.0", Stage.Production);
         await At("1.0.1", Stage.Canary);
-        await Rollout.PromoteAsync(_model, "1.0.1", Stage.Canary, "passed", "lifecycle", Token);
+        await Rollout.PromoteAsync(_model, "1.0.1", Stage.Canary, "passed", "lifecycle", ct);
 
-        await Rollout.ReinstateAsync(_model, "1.0.1", "1.0.0", "customers complain", "bob", Token);
-        await Rollout.ReinstateAsync(_model, "1.0.1", "1.0.0", "customers complain", "bob", Token);
+        await Rollout.ReinstateAsync(_model, "1.0.1", "1.0.0", "customers complain", "bob", ct);
+        await Rollout.ReinstateAsync(_model, "1.0.1", "1.0.0", "customers complain", "bob", ct);
 
-        Assert.Equal("1.0.0", (await _registry.GetRoutesAsync(_model, Token)).Production);
-        Assert.Equal(Stage.Production, (await _registry.GetVersionAsync(_model, "1.0.0", Token)).Stage);
-        Assert.Equal(Stage.RolledBack, (await _registry.GetVersionAsync(_model, "1.0.1", Token)).Stage);
-        var moves = (await _registry.HistoryAsync(_model, "1.0.0", Token)).Where(e => e.Kind == AuditKinds.Transition).Select(e => (e.From, e.To)).ToList();
+        Assert.Equal("1.0.0", (await _registry.GetRoutesAsync(_model, ct)).Production);
+        Assert.Equal(Stage.Production, (await _registry.GetVersionAsync(_model, "1.0.0", ct)).Stage);
+        Assert.Equal(Stage.RolledBack, (await _registry.GetVersionAsync(_model, "1.0.1", ct)).Stage);
+        var moves = (await _registry.HistoryAsync(_model, "1.0.0", ct)).Where(e => e.Kind == AuditKinds.Transition).Select(e => (e.From, e.To)).ToList();
         Assert.Equal([("production", "superseded"), ("superseded", "production")], moves[^2..]);
     }
 
-    [Fact]
+    [Fact(Timeout = 60_000)]
     public async Task Every_transition_is_a_span_with_model_and_version()
     {
+        var ct = TestContext.Current.CancellationToken;
         var spans = new List<Activity>();
         using var listener = new ActivityListener
         {
@@ -135,9 +141,9 @@ public sealed class RolloutOperationsTests(AzuriteFixture azurite)
             },
         };
         ActivitySource.AddActivityListener(listener);
-        await _registry.RegisterVersionAsync(_model, "1.0.0", Sha, 1, "p", "test", cancellationToken: Token);
+        await _registry.RegisterVersionAsync(_model, "1.0.0", Sha, 1, "p", "test", cancellationToken: ct);
 
-        await Rollout.TransitionAsync(_model, "1.0.0", Stage.Validating, Stage.Registered, "validation started", "lifecycle", cancellationToken: Token);
+        await Rollout.TransitionAsync(_model, "1.0.0", Stage.Validating, Stage.Registered, "validation started", "lifecycle", cancellationToken: ct);
 
         Activity span;
         lock (spans)
