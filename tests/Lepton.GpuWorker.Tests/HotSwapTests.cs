@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Lepton.Cli.Samples;
 using Lepton.GpuWorker.Serving;
 using Lepton.GpuWorker.Tests.Harness;
@@ -188,6 +190,42 @@ public sealed class HotSwapTests(AzuriteFixture azurite) : IDisposable
             }
         }
         throw new InvalidOperationException($"{prefix} is not in /metrics");
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_starting_replica_is_ready_only_once_its_routed_versions_answer()
+    {
+        // A slow model (a deep graph: loading and warming it take a while), as production and as a
+        // 50 % candidate: a replica joining mid-rollout must not be put in rotation before both answer.
+        var ct = TestContext.Current.CancellationToken;
+        await Publisher.PublishAsync(_model, "1.0.0", TestModels.SlowDigits(seed: 1, extraLayers: 48));
+        await Publisher.PublishAsync(_model, "1.1.0", TestModels.SlowDigits(seed: 2, extraLayers: 48), Stage.Canary);
+        await Publisher.RouteAsync(_model, r => r with { Production = "1.0.0", Candidate = "1.1.0", CandidateWeightBp = 5000, StickyHeader = "x-caller" });
+        await using var worker = await WorkerHost.StartAsync(WorkerHost.Defaults(azurite, _cache, _model));
+        var reasons = new List<string>();
+        while (true)
+        {
+            using var ready = await worker.Http.GetAsync("/v2/health/ready", ct);
+            if (ready.IsSuccessStatusCode)
+            {
+                break;
+            }
+            reasons.Add((await ready.Content.ReadFromJsonAsync<JsonObject>(ct))!["reason"]!.GetValue<string>());
+            await Task.Delay(5, ct);
+        }
+        // The first moment it says ready, every sticky bucket gets an answer from a warm version.
+        var row = TestModels.DigitsRows(1, seed: 3);
+        var versions = new HashSet<string>(StringComparer.Ordinal);
+        for (var caller = 0; caller < 32; caller++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/v2/models/{_model}/infer") { Content = Bodies.JsonContent(Bodies.Json(row, 1, row.Length)) };
+            request.Headers.Add("x-caller", $"caller-{caller}");
+            using var response = await worker.Http.SendAsync(request, ct);
+            Assert.True(response.IsSuccessStatusCode, $"caller {caller}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}");
+            versions.Add(response.Headers.GetValues("x-lepton-version").Single());
+        }
+        Assert.Equal(["1.0.0", "1.1.0"], versions.Order(StringComparer.Ordinal));
+        Assert.All(reasons, r => Assert.Contains(r, new[] { "first sync with the registry pending", "loading the versions the routes serve" }));
     }
 
     [Fact(Timeout = 120_000)]

@@ -97,6 +97,31 @@ public sealed class RegistryFollower(
             Refresh(model);
         }
         state.MarkSynced();
+        MarkWarmWhenSettled();
+    }
+
+    /// <summary>
+    /// Marks the replica warm once every production and candidate version its routes name has
+    /// settled: ready, or failed (the data plane says why to its callers). Until then readiness
+    /// stays off, so a balancer sends a starting replica nothing it would refuse.
+    /// </summary>
+    private void MarkWarmWhenSettled()
+    {
+        if (state.Warm || !state.Synced)
+        {
+            return;
+        }
+        foreach (var (model, routes) in state.Stored)
+        {
+            foreach (var version in new[] { routes.Production, routes.Candidate }.OfType<string>())
+            {
+                if (pool.Find(model, version) is { State: SlotState.Loading })
+                {
+                    return;
+                }
+            }
+        }
+        state.MarkWarm();
     }
 
     private async Task FollowVersionsAsync(IReadOnlyList<string> models, CancellationToken cancellationToken)
@@ -195,6 +220,7 @@ public sealed class RegistryFollower(
             state.Publish([table]);
         }
         Protect();
+        MarkWarmWhenSettled();
     }
 
     public override void Dispose()

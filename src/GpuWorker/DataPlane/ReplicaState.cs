@@ -19,6 +19,7 @@ public sealed class ReplicaState
 {
     private volatile FrozenDictionary<string, RouteTable> _tables = FrozenDictionary<string, RouteTable>.Empty;
     private volatile bool _synced;
+    private volatile bool _warm;
     private volatile bool _draining;
 
     /// <summary>The stored routes of each followed model.</summary>
@@ -32,14 +33,24 @@ public sealed class ReplicaState
 
     public IReadOnlyDictionary<string, RouteTable> Tables => _tables;
 
-    /// <summary>Ready after the first sync with the registry, and until draining starts.</summary>
-    public bool Ready => _synced && !_draining;
+    /// <summary>
+    /// Ready once the first sync with the registry is done and the versions its routes serve are
+    /// warm (or could not be loaded, for a reason the data plane gives), until draining starts. A
+    /// replica that joins or restarts during a rollout is therefore not sent traffic it would answer
+    /// 503 "no ready version yet"; once warm it stays ready while later versions load.
+    /// </summary>
+    public bool Ready => _synced && _warm && !_draining;
 
     public bool Synced => _synced;
+
+    /// <summary>The routed versions of the first sync have settled (ready, or failed with a reason).</summary>
+    public bool Warm => _warm;
 
     public bool Draining => _draining;
 
     public void MarkSynced() => _synced = true;
+
+    public void MarkWarm() => _warm = true;
 
     public void StartDraining() => _draining = true;
 

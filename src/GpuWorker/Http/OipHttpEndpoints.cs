@@ -73,7 +73,7 @@ public static class OipHttpEndpoints
     }
 
     /// <summary>
-    /// Ready once the first registry sync is done, until draining starts. A storage outage does not
+    /// Ready once the first registry sync is done and the routed versions are warm, until draining starts. A storage outage does not
     /// make the replica unready: it keeps serving the routes and ready versions it last knew (taking
     /// it out of rotation would turn a storage outage into an inference outage); the answer says
     /// whether storage answers now, and since when it has not.
@@ -92,7 +92,9 @@ public static class OipHttpEndpoints
             return HttpResults.WriteJsonAsync(context, body, HttpResults.RequestId(context));
         }
         context.Response.Headers.RetryAfter = "1";
-        var reason = state.Draining ? "draining" : "first sync with the registry pending";
+        var reason = state.Draining ? "draining"
+            : state.Synced ? "loading the versions the routes serve"
+            : "first sync with the registry pending";
         return HttpResults.WriteJsonAsync(context, new JsonObject { ["ready"] = false, ["reason"] = reason }, HttpResults.RequestId(context), status: 503);
     }
 
