@@ -57,6 +57,9 @@ public sealed class LocalStackHost : IAsyncDisposable
 
     public string ConnectionString { get; private set; } = "";
 
+    /// <summary>The Azurite this stack started (for fault drills: pause, stop, restart); <c>null</c> with an existing storage account.</summary>
+    public Azurite? Azurite { get; private set; }
+
     /// <summary>Starts every part; a part that fails to start stops those already running.</summary>
     public static async Task<LocalStackHost> StartAsync(DevSettings settings, ILoggerFactory logs, CancellationToken cancellationToken)
     {
@@ -91,6 +94,7 @@ public sealed class LocalStackHost : IAsyncDisposable
         {
             var azurite = await Azurite.StartAsync(Path.Combine(data, "azurite"), s.BlobPort, s.QueuePort, s.TablePort, stackDir: data);
             _stops.Add(("Azurite", azurite.DisposeAsync));
+            Azurite = azurite;
             ConnectionString = azurite.ConnectionString;
             _log.LogInformation("Azurite ready (blob {Blob}, queue {Queue}, table {Table})", s.BlobPort, s.QueuePort, s.TablePort);
         }

@@ -251,6 +251,18 @@ public sealed class ManagedProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGTERM, as a rolling restart sends: the process drains and exits, and the monitor starts it again.</summary>
+    public void Restart()
+    {
+        lock (_lock)
+        {
+            if (_process is { HasExited: false } process)
+            {
+                Posix.Kill(process.Id, Posix.SigTerm);
+            }
+        }
+    }
+
     /// <summary>SIGTERM, then SIGKILL after a grace period; no restart.</summary>
     public async ValueTask DisposeAsync()
     {
