@@ -55,8 +55,9 @@ format:
 	$(DOTNET) format $(SOLUTION)
 
 # The worker's load and ratio benchmarks (wrk, from Debian, pinned beside the real worker process),
-# BenchmarkDotNet micro-benchmarks, then the canary test's power under peeking. Figures are
-# printed, never asserted. BENCH_ARGS=--quick for a short pass.
+# BenchmarkDotNet micro-benchmarks, the canary test's power under peeking, then the soak (the
+# real local stack through a rollout under load, with a storage stall and a worker restart).
+# Figures are printed, never asserted. BENCH_ARGS=--quick for a short pass.
 BENCH_DLL := bench/Lepton.Bench/bin/Release/net10.0/Lepton.Bench.dll
 bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
@@ -64,6 +65,7 @@ bench: install
 	$(DOTNET) $(BENCH_DLL) load $(BENCH_ARGS)
 	$(DOTNET) $(BENCH_DLL) micro $(BENCH_ARGS)
 	$(DOTNET) $(BENCH_DLL) canary $(BENCH_ARGS)
+	$(DOTNET) $(BENCH_DLL) soak $(BENCH_ARGS)
 
 clean:
 	$(DOTNET) clean $(SOLUTION) --nologo -v quiet
