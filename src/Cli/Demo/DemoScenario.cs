@@ -192,7 +192,10 @@ public static class DemoScenario
                     onStage?.Invoke(stage, ModelView.Text(record["reason"]));
                     last = stage;
                 }
-                if (stage is "production" or "rejected" or "rolled_back")
+                // The run itself must have ended too: the stage turns final a moment before the
+                // traffic phase's report is written (and a promotion bakes, 1 s here, after it).
+                if (stage is "production" or "rejected" or "rolled_back"
+                    && ModelView.Text(detail["lifecycle"]?["runtime_status"]) is not ("Running" or "Pending"))
                 {
                     return detail;
                 }
