@@ -74,17 +74,32 @@ public sealed class NeverOrphanedTests
         var token = TestContext.Current.CancellationToken;
         var data = Directory.CreateTempSubdirectory("lepton-e2e-leftover-").FullName;
         var ports = StackPorts.Allocate(1);
-        // An Azurite an earlier stack left running on the stack's ports, its pid file in the data folder.
-        await using var leftover = await Azurite.StartAsync(Path.Combine(data, "azurite"), ports.Blob, ports.Queue, ports.Table, stackDir: data);
-        var leftoverPid = Processes.PidFiles(data)["azurite"];
-        Assert.True(leftoverPid.IsRunning);
-        Assert.Equal([ports.Blob, ports.Queue, ports.Table], Processes.Busy([ports.Blob, ports.Queue, ports.Table]));
+        try
+        {
+            // An Azurite an earlier stack left running on the stack's ports, its pid file in the data folder.
+            await using var leftover = await Azurite.StartAsync(Path.Combine(data, "azurite"), ports.Blob, ports.Queue, ports.Table, stackDir: data);
+            var leftoverPid = Processes.PidFiles(data)["azurite"];
+            Assert.True(leftoverPid.IsRunning);
+            Assert.Equal([ports.Blob, ports.Queue, ports.Table], Processes.Busy([ports.Blob, ports.Queue, ports.Table]));
 
-        await using var stack = await StackProcess.StartAsync(new StackOptions { DataDir = data, Ports = ports }, token);
-        Assert.Contains($"stopped azurite (pid {leftoverPid}) left running by an earlier stack", stack.Output);
-        Assert.False(leftoverPid.IsRunning);
-        Assert.NotEqual(leftoverPid, stack.Children["azurite"]);
-        Assert.DoesNotContain("already in use", stack.Output);
+            await using var stack = await StackProcess.StartAsync(new StackOptions { DataDir = data, Ports = ports }, token);
+            Assert.Contains($"stopped azurite (pid {leftoverPid}) left running by an earlier stack", stack.Output);
+            Assert.False(leftoverPid.IsRunning);
+            Assert.NotEqual(leftoverPid, stack.Children["azurite"]);
+            Assert.DoesNotContain("already in use", stack.Output);
+        }
+        finally
+        {
+            // The folder is the test's, not the stack's (it was there before the stack).
+            try
+            {
+                Directory.Delete(data, recursive: true);
+            }
+            catch (IOException)
+            {
+                // A file still held by a process on its way out: the temporary folder goes later.
+            }
+        }
     }
 
     [Fact(Timeout = 180_000)]
