@@ -190,6 +190,35 @@ public sealed class ProcessHygieneTests : IDisposable
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task Reclaim_passes_over_a_zombie_at_once()
+    {
+        // `sleep 0` exits at once, and the shell that started it becomes `sleep 30`, which never
+        // reaps it: a zombie with the start time its pid file recorded, as a child that died with
+        // its stack is until its adopter reaps it.
+        using var parent = Process.Start(new ProcessStartInfo("sh", ["-c", "sleep 0 & echo $!; exec sleep 30"]) { RedirectStandardOutput = true })!;
+        try
+        {
+            var zombie = int.Parse((await parent.StandardOutput.ReadLineAsync(TestContext.Current.CancellationToken))!, System.Globalization.CultureInfo.InvariantCulture);
+            for (var i = 0; i < 100 && Posix.State(zombie) != 'Z'; i++)
+            {
+                await Task.Delay(50, TestContext.Current.CancellationToken);
+            }
+            Assert.Equal('Z', Posix.State(zombie));
+            Assert.True(Posix.IsAlive(zombie));
+            Assert.False(Posix.IsRunning(zombie));
+            PidFiles.Write(_dir, "worker-0", zombie);
+            var clock = Stopwatch.StartNew();
+            Assert.Empty(PidFiles.Reclaim(_dir, NullLogger.Instance));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"reclaim waited {clock.Elapsed} on a zombie");
+            Assert.Empty(Directory.GetFiles(PidFiles.Folder(_dir)));
+        }
+        finally
+        {
+            parent.Kill();
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task A_managed_process_is_restarted_after_a_crash_and_drains_on_stop()
     {
         var marker = Path.Combine(_dir, "stopped");

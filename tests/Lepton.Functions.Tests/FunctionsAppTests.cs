@@ -56,6 +56,8 @@ public sealed class FunctionsAppTests
                 ["rollback"] = ("post", "models/{model}/versions/{version}/rollback"),
                 ["abort"] = ("post", "models/{model}/versions/{version}/abort"),
                 ["version_history"] = ("get", "models/{model}/versions/{version}/history"),
+                // Beyond the reference: the model's whole log, traffic changes included (`lepton history MODEL`).
+                ["model_history"] = ("get", "models/{model}/history"),
             },
             routes.ToDictionary(p => p.Key, p => (Assert.Single(p.Value.Methods!), p.Value.Route!)));
         Assert.Equal(["health"], routes.Where(p => p.Value.AuthLevel == AuthorizationLevel.Anonymous).Select(p => p.Key));

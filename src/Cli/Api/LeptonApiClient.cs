@@ -70,6 +70,13 @@ public sealed class LeptonApiClient : IDisposable
         return body?["events"]?.AsArray() ?? [];
     }
 
+    /// <summary>The model's whole audit log: every version's transitions and every traffic change.</summary>
+    public async Task<JsonArray> ModelHistoryAsync(string model, CancellationToken cancellationToken = default)
+    {
+        var body = await ApiAsync(HttpMethod.Get, $"models/{Segment(model)}/history", null, cancellationToken);
+        return body?["events"]?.AsArray() ?? [];
+    }
+
     /// <summary>Sends an operator command (approve, promote, rollback, abort) to a running lifecycle.</summary>
     public async Task<JsonObject> OperateAsync(string model, string version, string action, string reason, CancellationToken cancellationToken = default) =>
         Object(await ApiAsync(HttpMethod.Post, $"models/{Segment(model)}/versions/{Segment(version)}/{action}",
@@ -146,9 +153,13 @@ public sealed class LeptonApiClient : IDisposable
             var text = await response.Content.ReadAsStringAsync(cancellationToken);
             if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
             {
-                var hint = Settings.IsLocal
-                    ? $"the local stack's key is in {ClientSettings.LocalKeyPath} (the CLI reads it when --key is not given); pass it with --key or LEPTON_API_KEY"
-                    : "pass the key with --key or LEPTON_API_KEY";
+                var hint = (Settings.Key is { Length: > 0 }, Settings.IsLocal) switch
+                {
+                    (true, true) => $"the key sent is not this stack's; its key is in {ClientSettings.LocalKeyPath} (the CLI reads it when --key is not given)",
+                    (false, true) => $"no key was sent and the local stack's key file {ClientSettings.LocalKeyPath} is missing: point {ClientSettings.DataDirVariable} at the stack's --data-dir, or pass the key with --key or {ClientSettings.ApiKeyVariable}",
+                    (true, false) => $"the key sent was refused; pass the right one with --key or {ClientSettings.ApiKeyVariable}",
+                    (false, false) => $"this API needs a key; pass it with --key or {ClientSettings.ApiKeyVariable}",
+                };
                 throw new ApiException($"{request.RequestUri!.GetLeftPart(UriPartial.Path)} refused the request ({(int)response.StatusCode}): {hint}", (int)response.StatusCode);
             }
             JsonNode? json = null;

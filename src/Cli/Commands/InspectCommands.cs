@@ -44,7 +44,7 @@ internal static class InspectCommands
             if (parse.GetValue(version) is { } v)
             {
                 var detail = await client.VersionAsync(name, SemVer.Parse(v).ToString(), cancellationToken);
-                AnsiConsole.Write(new JsonText(detail.ToJsonString()));
+                AnsiConsole.Write(new JsonText(ModelView.Json(detail)));
                 AnsiConsole.WriteLine();
                 return 0;
             }
@@ -70,6 +70,12 @@ internal static class InspectCommands
             var refreshes = parse.GetValue(count);
             var delay = TimeSpan.FromSeconds(Math.Max(0.1, parse.GetValue(interval)));
             var first = await RenderAsync(client, name, metrics, cancellationToken);
+            if (!AnsiConsole.Profile.Capabilities.Interactive)
+            {
+                // Piped or logged: a live view cannot redraw in place (it ran each view into the
+                // last line of the one before), so each refresh is printed after the other.
+                return await PrintEachAsync(first, refreshes, delay, () => RenderAsync(client, name, metrics, cancellationToken), cancellationToken);
+            }
             try
             {
                 await AnsiConsole.Live(first).StartAsync(async live =>
@@ -90,6 +96,31 @@ internal static class InspectCommands
         return command;
     }
 
+    private static async Task<int> PrintEachAsync(
+        Spectre.Console.Rendering.IRenderable first, int refreshes, TimeSpan delay, Func<Task<Spectre.Console.Rendering.IRenderable>> render, CancellationToken cancellationToken)
+    {
+        var view = first;
+        for (var n = 1; ; n++)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[grey]{DateTime.Now:HH:mm:ss}[/]");
+            AnsiConsole.Write(view);
+            AnsiConsole.WriteLine();
+            if (refreshes != 0 && n >= refreshes)
+            {
+                return 0;
+            }
+            try
+            {
+                await Task.Delay(delay, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return 0;
+            }
+            view = await render();
+        }
+    }
+
     public static Command History()
     {
         var api = new ApiOptions();
@@ -101,14 +132,10 @@ internal static class InspectCommands
         {
             using var client = api.Client(parse);
             var name = ModelName.Validate(parse.GetValue(model));
-            var versions = parse.GetValue(version) is { } one
-                ? [SemVer.Parse(one).ToString()]
-                : (await client.ModelAsync(name, cancellationToken))["versions"]!.AsArray().Select(v => ModelView.Text(v!["version"])).ToList();
-            var events = new List<JsonObject>();
-            foreach (var v in versions)
-            {
-                events.AddRange((await client.HistoryAsync(name, v, cancellationToken)).OfType<JsonObject>());
-            }
+            // A model's log holds its traffic changes too, which belong to no one version.
+            var events = (parse.GetValue(version) is { } one
+                ? await client.HistoryAsync(name, SemVer.Parse(one).ToString(), cancellationToken)
+                : await client.ModelHistoryAsync(name, cancellationToken)).OfType<JsonObject>().ToList();
             var table = new Table { Border = TableBorder.Simple }.Title($"history of {Markup.Escape(name)}")
                 .AddColumns("time", "version", "change", "actor");
             var reasons = new List<string>();
@@ -116,11 +143,13 @@ internal static class InspectCommands
             {
                 var at = ModelView.Text(e["at"]);
                 var time = at.Length >= 19 ? at[11..19] : at;
-                var change = ModelView.Text(e["kind"]) == "routes" ? "traffic" : $"{ModelView.Text(e["from"])} → {ModelView.Text(e["to"])}";
-                table.AddRow(Markup.Escape(time), Markup.Escape(ModelView.Text(e["version"])), Markup.Escape(change), Markup.Escape(ModelView.Text(e["actor"])));
+                var traffic = ModelView.Text(e["kind"]) == "routes";
+                var change = traffic ? "traffic" : $"{(ModelView.Text(e["from"]) is { Length: > 0 } from ? from : "new")} → {ModelView.Text(e["to"])}";
+                var about = ModelView.Text(e["version"]);
+                table.AddRow(Markup.Escape(time), Markup.Escape(about.Length > 0 ? about : "-"), Markup.Escape(change), Markup.Escape(ModelView.Text(e["actor"])));
                 if (ModelView.Text(e["reason"]) is { Length: > 0 } reason)
                 {
-                    reasons.Add($"{time} {ModelView.Text(e["version"])}: {reason}");
+                    reasons.Add($"{time} {(about.Length > 0 ? about : "routes")}: {reason}");
                 }
             }
             AnsiConsole.Write(table);

@@ -68,7 +68,7 @@ internal static class OperatorCommands
             var body = parsed as JsonObject ?? await V2RequestAsync(client, name, parsed);
             var pinned = parse.GetValue(version) is { } v ? SemVer.Parse(v).ToString() : null;
             var result = await client.InferAsync(name, body, pinned, cancellationToken: cancellationToken);
-            AnsiConsole.Write(new JsonText(result.ToJsonString()));
+            AnsiConsole.Write(new JsonText(ModelView.Json(result)));
             AnsiConsole.WriteLine();
             return 0;
         }));

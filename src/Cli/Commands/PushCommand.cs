@@ -52,6 +52,14 @@ internal static class PushCommand
             {
                 parsed = (parsed ?? new Manifest()) with { Dataset = datasetName };
             }
+            var follow = !parse.GetValue(noFollow);
+            using var client = api.Client(parse);
+            if (follow)
+            {
+                // A wrong key or an API that is down is reported before anything is uploaded: the
+                // upload starts the lifecycle, which nobody would then be following.
+                await client.ModelsAsync(cancellationToken);
+            }
             var storage = new StorageClients(ClientSettings.Storage(parse.GetValue(api.Storage)));
             var store = new ModelStore(storage, new ModelStoreOptions { CacheDir = Path.Combine(Path.GetTempPath(), "lepton-cli-cache") });
             if (datasetBytes is not null)
@@ -61,11 +69,10 @@ internal static class PushCommand
             }
             var stored = await UploadAsync(store, name, semver, modelFile, parsed, cancellationToken);
             AnsiConsole.MarkupLineInterpolated($"stored models/{stored.BlobPath} (sha256 {stored.Sha256[..12]}…, {stored.Size} B)");
-            if (parse.GetValue(noFollow))
+            if (!follow)
             {
                 return 0;
             }
-            using var client = api.Client(parse);
             var stage = await FollowAsync(client, name, semver, TimeSpan.FromSeconds(parse.GetValue(timeout)), cancellationToken);
             // Like `kubectl rollout status`: a rollout that failed is a non-zero exit, for scripts.
             return stage is "rejected" or "rolled_back" ? 3 : 0;
@@ -100,6 +107,13 @@ internal static class PushCommand
 
     private static async Task<StoredModel> UploadAsync(ModelStore store, string model, string version, FileInfo file, Manifest? manifest, CancellationToken cancellationToken)
     {
+        if (!AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            // Piped or logged: a progress bar cannot redraw, so one line before and one after.
+            AnsiConsole.MarkupLineInterpolated($"uploading {model} {version} ({file.Length} B)…");
+            await using var source = file.OpenRead();
+            return await store.UploadModelAsync(model, version, source, manifest, cancellationToken: cancellationToken);
+        }
         StoredModel? stored = null;
         await AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new DownloadedColumn(), new TransferSpeedColumn())

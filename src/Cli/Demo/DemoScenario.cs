@@ -47,8 +47,11 @@ public static class DemoScenario
 
     /// <summary>
     /// A compressed policy: seconds-long windows and polls, so the whole demo takes minutes. Latency
-    /// on a shared 2-core machine jitters by milliseconds, so the canary's latency ratio is set high;
-    /// the slow model is 20x+ slower and the evaluation gate (same batches, no HTTP) stops it first.
+    /// on a shared 2-core machine jitters by milliseconds, so the canary's latency ratio is set high
+    /// and a p95 must also rise by 50 ms before it counts: sub-millisecond models measured 5-15 ms
+    /// p95 in a candidate's first window while the machine was busy (scheduler ticks, a version's
+    /// first batches), which rolled a good model back. The slow model is 300x slower and the
+    /// evaluation gate (same batches, no HTTP) stops it first.
     /// </summary>
     public static JsonObject Policy(double windowS = 4) => new()
     {
@@ -71,6 +74,7 @@ public static class DemoScenario
             ["min_requests"] = 40,
             ["max_psi"] = 1000.0,
             ["max_p95_latency_ratio"] = 10.0,
+            ["min_p95_latency_delta_ms"] = 50.0,
             ["latency_alpha"] = 0.001,
         },
         ["evaluation"] = new JsonObject { ["shards"] = 2 },
@@ -188,7 +192,10 @@ public static class DemoScenario
                     onStage?.Invoke(stage, ModelView.Text(record["reason"]));
                     last = stage;
                 }
-                if (stage is "production" or "rejected" or "rolled_back")
+                // The run itself must have ended too: the stage turns final a moment before the
+                // traffic phase's report is written (and a promotion bakes, 1 s here, after it).
+                if (stage is "production" or "rejected" or "rolled_back"
+                    && ModelView.Text(detail["lifecycle"]?["runtime_status"]) is not ("Running" or "Pending"))
                 {
                     return detail;
                 }

@@ -116,11 +116,16 @@ public sealed class LocalStackHost : IAsyncDisposable
         _log.LogInformation("reconciler: {Resumed}", resumed.Count == 0 ? "nothing to resume" : "resumed " + string.Join(", ", resumed));
 
         var workers = new List<ManagedProcess>();
+        if (s.Workers > 0)
+        {
+            // All at once: each drains for a moment before it exits, and N of them in turn made a
+            // stop take N times as long (past what `docker stop` waits before its SIGKILL).
+            _stops.Add((s.Workers == 1 ? "worker 0" : $"workers 0-{s.Workers - 1}", async () =>
+                await Task.WhenAll(workers.Select(w => w.DisposeAsync().AsTask()))));
+        }
         for (var i = 0; i < s.Workers; i++)
         {
-            var worker = await StartWorkerAsync(workerDll, i, data, cancellationToken);
-            workers.Add(worker);
-            _stops.Add(($"worker {i}", worker.DisposeAsync));
+            workers.Add(await StartWorkerAsync(workerDll, i, data, cancellationToken));
         }
         Workers = workers;
         Endpoints = new Endpoints(
@@ -144,6 +149,10 @@ public sealed class LocalStackHost : IAsyncDisposable
         });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(_logs);
+        // The stack owns the process: it stops this host in its turn when Ctrl-C or SIGTERM
+        // arrives. The default console lifetime would stop the host on its own at the signal,
+        // before the workers that still call it.
+        builder.Services.AddSingleton<IHostLifetime, EmbeddedHostLifetime>();
         builder.WebHost.UseUrls(s.ApiUrl);
         builder.Services.AddLeptonLifecycle(unidentifiedActor: s.Auth ? "anonymous" : "local");
         builder.Services.AddLeptonTelemetry(builder.Configuration, "lepton-functions");
@@ -282,6 +291,14 @@ public sealed class LocalStackHost : IAsyncDisposable
         }
         _stops.Clear();
     }
+}
+
+/// <summary>A host lifetime that leaves signals to its owner, which starts and stops the host.</summary>
+internal sealed class EmbeddedHostLifetime : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
 /// <summary>

@@ -36,12 +36,14 @@ public static class PidFiles
             var parts = File.ReadAllText(file).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             if (parts.Length == 2 && int.TryParse(parts[0], CultureInfo.InvariantCulture, out var pid)
                 && long.TryParse(parts[1], CultureInfo.InvariantCulture, out var start)
-                && Posix.StartTime(pid) == start && Posix.Kill(pid, Posix.SigKill))
+                && Posix.StartTime(pid) == start && Posix.IsRunning(pid) && Posix.Kill(pid, Posix.SigKill))
             {
                 var name = Path.GetFileNameWithoutExtension(file);
                 log.LogWarning("stopped {Name} (pid {Pid}) left running by an earlier stack", name, pid);
                 reclaimed.Add(name);
-                for (var i = 0; i < 100 && Posix.IsAlive(pid) && Posix.StartTime(pid) == start; i++)
+                // Until it is gone or a zombie: a zombie holds no port and no file. Bounded for a
+                // loaded machine, where a large process can take seconds to release its memory.
+                for (var i = 0; i < 200 && Posix.IsRunning(pid) && Posix.StartTime(pid) == start; i++)
                 {
                     Thread.Sleep(50);
                 }

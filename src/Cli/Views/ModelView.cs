@@ -148,6 +148,14 @@ public static class ModelView
         return Text(c["decision"]) is { Length: > 0 } decision ? $"{position} · {decision}" : position;
     }
 
+    /// <summary>JSON to show a person: times keep their <c>+00:00</c> and reasons their quotes (the default encoder writes <c>\u002B</c>).</summary>
+    public static string Json(JsonNode node) => node.ToJsonString(ReadableJson);
+
+    private static readonly System.Text.Json.JsonSerializerOptions ReadableJson = new()
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
     private static string Percent(long basisPoints) => (basisPoints / 100.0).ToString("0.##", CultureInfo.InvariantCulture) + "%";
 
     internal static string Text(JsonNode? node, string fallback = "") =>

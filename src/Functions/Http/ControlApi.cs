@@ -114,6 +114,17 @@ public sealed class ControlApi(ModelRegistry registry, ModelStore store, Lifecyc
     public async Task<ApiResult> HistoryAsync(string model, string version, CancellationToken cancellationToken) =>
         ApiResult.Json(new { Events = await registry.HistoryAsync(model, version, cancellationToken) });
 
+    /// <summary>The model's whole audit log: every version's transitions and every traffic change (which belongs to no one version).</summary>
+    public async Task<ApiResult> ModelHistoryAsync(string model, CancellationToken cancellationToken)
+    {
+        var events = await registry.HistoryAsync(model, null, cancellationToken);
+        if (events.Count == 0)
+        {
+            throw new ModelNotFoundException($"model '{model}' has no versions; upload one with `lepton push`");
+        }
+        return ApiResult.Json(new { Events = events });
+    }
+
     private static string? VersionOrNull(string key, JsonNode? node) => node switch
     {
         null => null,

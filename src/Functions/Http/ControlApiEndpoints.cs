@@ -37,6 +37,7 @@ public static class ControlApiEndpoints
         MapCommand(api, ControlApiRoutes.Rollback, OperatorAction.Rollback);
         MapCommand(api, ControlApiRoutes.Abort, OperatorAction.Abort);
         api.MapGet(ControlApiRoutes.History, (ControlApi handlers, HttpContext http, string model, string version) => handlers.HistoryAsync(model, version, http.RequestAborted));
+        api.MapGet(ControlApiRoutes.ModelHistory, (ControlApi handlers, HttpContext http, string model) => handlers.ModelHistoryAsync(model, http.RequestAborted));
         return api;
     }
 

@@ -19,6 +19,7 @@ public static class ControlApiRoutes
     public const string Rollback = "models/{model}/versions/{version}/rollback";
     public const string Abort = "models/{model}/versions/{version}/abort";
     public const string History = "models/{model}/versions/{version}/history";
+    public const string ModelHistory = "models/{model}/history";
 
     /// <summary>Where a Durable HTTP start's status links point (the Functions host serves them in Azure).</summary>
     public const string DurableInstances = "runtime/webhooks/durabletask/instances";

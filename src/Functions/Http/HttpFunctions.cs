@@ -75,4 +75,8 @@ public sealed class HttpFunctions(ControlApi api)
     [Function("version_history")]
     public Task<ApiResult> History([HttpTrigger(AuthorizationLevel.Function, "get", Route = ControlApiRoutes.History)] HttpRequest request, string model, string version) =>
         api.HistoryAsync(model, version, request.HttpContext.RequestAborted);
+
+    [Function("model_history")]
+    public Task<ApiResult> ModelHistory([HttpTrigger(AuthorizationLevel.Function, "get", Route = ControlApiRoutes.ModelHistory)] HttpRequest request, string model) =>
+        api.ModelHistoryAsync(model, request.HttpContext.RequestAborted);
 }
