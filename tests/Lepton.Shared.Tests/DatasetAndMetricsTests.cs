@@ -163,8 +163,8 @@ public sealed class MetricsStoreTests(AzuriteFixture azurite)
 
 public sealed class WorkerDirectoryTests(AzuriteFixture azurite)
 {
-    [Fact]
-    public async Task Warm_status_counts_only_live_replicas_that_are_not_draining()
+    [Fact(Timeout = 60_000)]
+    public async Task Warm_status_counts_only_live_replicas_that_serve_the_model_and_are_not_draining()
     {
         // The workers table holds every test's replicas, so each replica name is unique here and
         // the assertions look only at this test's replicas.
@@ -175,14 +175,20 @@ public sealed class WorkerDirectoryTests(AzuriteFixture azurite)
         var none = new Dictionary<string, IReadOnlyList<string>>();
         var token = TestContext.Current.CancellationToken;
         await directory.BeatAsync(new Heartbeat { Replica = model + "-a", Url = "http://a", Provider = "CPUExecutionProvider", At = now, Ready = ready }, token);
-        await directory.BeatAsync(new Heartbeat { Replica = model + "-b", Url = "http://b", Provider = "CPUExecutionProvider", At = now, Ready = none }, token);
+        var follows = new Dictionary<string, long> { [model] = 3 };
+        await directory.BeatAsync(new Heartbeat { Replica = model + "-b", Url = "http://b", Provider = "CPUExecutionProvider", At = now, Ready = none, RouteGenerations = follows }, token);
+        // Serves other models only: it never blocks this model's warm-up.
+        var other = new Dictionary<string, long> { [model + "x"] = 1 };
+        await directory.BeatAsync(new Heartbeat { Replica = model + "-other", Url = "http://e", Provider = "CPUExecutionProvider", At = now, Ready = none, RouteGenerations = other }, token);
         await directory.BeatAsync(new Heartbeat { Replica = model + "-old", Url = "http://c", Provider = "CPUExecutionProvider", At = now.AddMinutes(-5), Ready = none }, token);
         await directory.BeatAsync(new Heartbeat { Replica = model + "-drain", Url = "http://d", Provider = "CPUExecutionProvider", At = now, Ready = none, Draining = true }, token);
         var live = (await directory.LiveAsync(now, TimeSpan.FromSeconds(30), token)).Where(h => h.Replica.StartsWith(model, StringComparison.Ordinal)).ToList();
-        Assert.Equal([model + "-a", model + "-b"], live.Select(h => h.Replica).Order());
+        Assert.Equal([model + "-a", model + "-b", model + "-other"], live.Select(h => h.Replica).Order());
         var status = await directory.WarmStatusAsync(model, "1.0.0", now, TimeSpan.FromSeconds(30), token);
         Assert.False(status.Ready);
         Assert.Contains(model + "-b", status.Missing);
+        Assert.DoesNotContain(model + "-other", status.Missing);
+        Assert.DoesNotContain(model + "-other", status.LiveReplicas);
         Assert.DoesNotContain(model + "-a", status.Missing);
         await directory.RemoveAsync(model + "-b", token);
         await directory.RemoveAsync(model + "-b", token); // removing twice is fine
