@@ -176,6 +176,12 @@ internal sealed class LifecycleRun
         {
             return refused;
         }
+        // Versions queue for the slot in the order their uploads' events arrived: one that waited
+        // while a newer version was promoted is not rolled out over it.
+        if (Shared.Rollout.RolloutOperations.Downgrade(_input.Version, _production) is { } downgrade)
+        {
+            return await RejectAsync($"waited for the rollout slot while {_production} was promoted: {downgrade}");
+        }
         if (_promoteWhenSlotFree is { } promote)
         {
             return await PromoteAsync($"promoted by operator {promote.Actor}: {promote.ReasonOrDefault}", promote.Actor);

@@ -120,18 +120,39 @@ public sealed class RolloutOperations(ModelRegistry registry)
         return await registry.SetRoutesAsync(wanted, actor, reason, cancellationToken);
     }
 
+    /// <summary>
+    /// Why <paramref name="version"/> may not be rolled out over <paramref name="production"/>, or
+    /// <c>null</c>: a rollout only moves forward, so a version below production (an old upload, or
+    /// one whose blob event arrived after a newer version's) is refused rather than canaried as a
+    /// downgrade; going back is a rollback or reinstatement.
+    /// </summary>
+    public static string? Downgrade(string version, string? production) =>
+        production is not null && SemVer.Parse(version) < SemVer.Parse(production)
+            ? $"{version} is older than the production version {production}: a rollout only moves forward; publish a version above {production}"
+            : null;
+
+    /// <summary>The intent a promotion records on its first write (the version's stage change), which the reconciler finishes from.</summary>
+    public static JsonObject PromoteIntent(IEnumerable<string> supersedes) => new()
+    {
+        [RolloutOps.Key] = RolloutOps.Promote,
+        ["supersedes"] = new JsonArray([.. supersedes.Select(p => (JsonNode)p)]),
+    };
+
+    /// <summary>The intent a reinstatement records on its first write (the previous version back to production).</summary>
+    public static JsonObject ReinstateIntent(string rollsBack, string reason) => new()
+    {
+        [RolloutOps.Key] = RolloutOps.Reinstate,
+        ["rolls_back"] = rollsBack,
+        ["reason"] = reason,
+    };
+
     /// <summary>Makes <paramref name="version"/> production: its stage, all traffic, the previous production superseded (in that order).</summary>
     /// <returns>The previous production version, if there was one.</returns>
     public async Task<string?> PromoteAsync(
         string model, string version, Stage expectedFrom, string reason, string actor, CancellationToken cancellationToken = default)
     {
         var previous = await ProductionVersionsAsync(model, besides: version, cancellationToken);
-        var intent = new JsonObject
-        {
-            [RolloutOps.Key] = RolloutOps.Promote,
-            ["supersedes"] = new JsonArray([.. previous.Select(p => (JsonNode)p)]),
-        };
-        await TransitionAsync(model, version, Stage.Production, expectedFrom, reason, actor, intent, cancellationToken);
+        await TransitionAsync(model, version, Stage.Production, expectedFrom, reason, actor, PromoteIntent(previous), cancellationToken);
         Failpoints.Hit(Failpoints.PromoteAfterStageWrite);
         // A retry after the stage write finds the same previous versions: they are still production.
         previous = await ProductionVersionsAsync(model, besides: version, cancellationToken);
@@ -172,9 +193,8 @@ public sealed class RolloutOperations(ModelRegistry registry)
     public async Task ReinstateAsync(
         string model, string version, string previous, string reason, string actor, CancellationToken cancellationToken = default)
     {
-        var intent = new JsonObject { [RolloutOps.Key] = RolloutOps.Reinstate, ["rolls_back"] = version, ["reason"] = reason };
         await TransitionAsync(
-            model, previous, Stage.Production, Stage.Superseded, $"reinstated: rollback of {version}: {reason}", actor, intent, cancellationToken);
+            model, previous, Stage.Production, Stage.Superseded, $"reinstated: rollback of {version}: {reason}", actor, ReinstateIntent(version, reason), cancellationToken);
         Failpoints.Hit(Failpoints.ReinstateAfterStageWrite);
         await ServeOnlyAsync(model, previous, actor, $"rollback {version}: {reason}", cancellationToken);
         Failpoints.Hit(Failpoints.ReinstateAfterRouteWrite);

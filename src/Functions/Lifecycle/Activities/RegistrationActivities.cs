@@ -51,6 +51,10 @@ public sealed class ValidateActivity(ModelStore store, ModelRegistry registry, R
             var manifest = await store.GetManifestAsync(input.Model, input.Version, cancellationToken) ?? new Manifest();
             var policy = PolicyResolver.Resolve(manifest.Policy, input.Overrides);
             var productionVersion = await rollout.ProductionVersionAsync(input.Model, besides: input.Version, cancellationToken);
+            if (RolloutOperations.Downgrade(input.Version, productionVersion) is { } downgrade)
+            {
+                return ValidateResult.Rejected(downgrade);
+            }
             var production = productionVersion is null ? null : await registry.GetVersionAsync(input.Model, productionVersion, cancellationToken);
             var bump = record.SemVer.BumpFrom(production?.SemVer);
             var path = await store.GetVerifiedModelPathAsync(input.Model, input.Version, record.Sha256, cancellationToken);
