@@ -138,6 +138,25 @@ public sealed class MetricsStoreTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_window_keeps_one_row_per_route_generation_and_a_read_selects_generations()
+    {
+        // The window in which the routes changed: generation 4 (the old weight) and 5 (the new one).
+        await _metrics.WriteAsync(Rollup("1.0.1", "a", 1000, 30, 0) with { RouteGeneration = 4 }, Token);
+        await _metrics.WriteAsync(Rollup("1.0.1", "a", 1000, 70, 7) with { RouteGeneration = 5 }, Token);
+        await _metrics.WriteAsync(Rollup("1.0.1", "b", 1010, 10, 0) with { RouteGeneration = 5 }, Token);
+        await _metrics.WriteAsync(Rollup("1.0.1", "b", 1010, 1, 0) with { RouteGeneration = 3 }, Token);
+
+        Assert.Equal(4, (await _metrics.ReadAsync(_model, 1000, 1020, Token)).Count);
+        var step = await _metrics.TotalsAsync(_model, 1000, 1020, GenerationSelection.Of(5), Token);
+        Assert.Equal((80L, 7L, 5L), (step["1.0.1"].Requests, step["1.0.1"].Errors, step["1.0.1"].RouteGeneration));
+        var earlier = await _metrics.TotalsAsync(_model, 1000, 1020, GenerationSelection.Of(3, 4), Token);
+        Assert.Equal(31, earlier["1.0.1"].Requests);
+        Assert.Equal(31, (await _metrics.TotalsAsync(_model, 1000, 1020, GenerationSelection.Before(5), Token))["1.0.1"].Requests);
+        var stored = await _metrics.ReadStoredAsync(_model, 1000, 1020, GenerationSelection.Of(5), Token);
+        Assert.All(stored, r => Assert.True(DateTimeOffset.UtcNow - r.Written < TimeSpan.FromMinutes(5), "the row's write time is the table's timestamp"));
+    }
+
+    [Fact]
     public async Task Expiry_deletes_only_windows_older_than_the_retention()
     {
         for (var i = 0; i < 130; i++)
