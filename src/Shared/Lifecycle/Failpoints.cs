@@ -65,6 +65,9 @@ public static class Failpoints
     private static readonly Lazy<IReadOnlySet<string>> Armed = new(() => Parse(Environment.GetEnvironmentVariable(Variable)));
 #endif
 
+    // Per async flow, so tests running in parallel in one process interrupt only their own calls.
+    private static readonly AsyncLocal<string?> Interrupting = new();
+
     /// <summary>Whether this build has failpoints compiled in (Debug).</summary>
     public static bool CompiledIn =>
 #if LEPTON_FAILPOINTS
@@ -78,6 +81,10 @@ public static class Failpoints
     public static void Hit(string name)
     {
 #if LEPTON_FAILPOINTS
+        if (Interrupting.Value == name)
+        {
+            throw new FailpointReachedException(name);
+        }
         if (Armed.Value.Contains(name))
         {
             Console.Error.WriteLine($"lepton: failpoint {name} reached: killing the process");
@@ -86,6 +93,28 @@ public static class Failpoints
             self.Kill();
         }
 #endif
+    }
+
+    /// <summary>
+    /// The in-process mode, for tests: within the returned scope (this async flow only), reaching
+    /// <paramref name="name"/> throws <see cref="FailpointReachedException"/> instead of killing the
+    /// process, so the writes before the point are made and the ones after it are not, exactly as
+    /// a crash there leaves storage. Has no effect in a build without failpoints.
+    /// </summary>
+    public static IDisposable InterruptAt(string name)
+    {
+        if (!All.Contains(name))
+        {
+            throw new ArgumentException($"unknown failpoint {name}; known: {string.Join(", ", All)}", nameof(name));
+        }
+        var previous = Interrupting.Value;
+        Interrupting.Value = name;
+        return new Scope(previous);
+    }
+
+    private sealed class Scope(string? previous) : IDisposable
+    {
+        public void Dispose() => Interrupting.Value = previous;
     }
 
     /// <summary>The armed names in a setting's value; an unknown name is an error naming the known ones, so a typo never silently tests nothing.</summary>
@@ -99,4 +128,10 @@ public static class Failpoints
         }
         return names;
     }
+}
+
+/// <summary>A failpoint armed with <see cref="Failpoints.InterruptAt"/> was reached: the operation stopped there, as a crash would stop it.</summary>
+public sealed class FailpointReachedException(string name) : Exception($"failpoint {name} reached")
+{
+    public string Name { get; } = name;
 }
