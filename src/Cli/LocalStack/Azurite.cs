@@ -20,10 +20,12 @@ public sealed class Azurite : IAsyncDisposable
     public const string AccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
     private static readonly TimeSpan StartupTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan GracefulStop = TimeSpan.FromSeconds(10);
     private readonly string _dataDir;
     private readonly bool _ownsDataDir;
     private string? _stackDir;
     private Process? _process;
+    private volatile bool _paused;
 
     private Azurite(string dataDir, bool ownsDataDir, int blobPort, int queuePort, int tablePort)
     {
@@ -103,7 +105,7 @@ public sealed class Azurite : IAsyncDisposable
         // The kernel kills Azurite when the test process dies, however it dies.
         foreach (var argument in new[]
         {
-            "--pdeathsig", "KILL", binary, "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl",
+            "--pdeathsig", "KILL", binary, "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl", "--disableTelemetry",
             "--loose", "--location", _dataDir,
             "--blobHost", "127.0.0.1", "--blobPort", BlobPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--queueHost", "127.0.0.1", "--queuePort", QueuePort.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -139,10 +141,18 @@ public sealed class Azurite : IAsyncDisposable
     }
 
     /// <summary>Stalls Azurite (SIGSTOP): connections are accepted by the kernel but never answered.</summary>
-    public void Pause() => Signal("STOP");
+    public void Pause()
+    {
+        Signal("STOP");
+        _paused = true;
+    }
 
     /// <summary>Lets a paused Azurite run again (SIGCONT).</summary>
-    public void Resume() => Signal("CONT");
+    public void Resume()
+    {
+        Signal("CONT");
+        _paused = false;
+    }
 
     private void Signal(string name)
     {
@@ -154,7 +164,12 @@ public sealed class Azurite : IAsyncDisposable
         kill.WaitForExit();
     }
 
-    /// <summary>Stops Azurite (its data stays, so <see cref="RestartAsync"/> brings the same state back).</summary>
+    /// <summary>
+    /// Stops Azurite (its data stays, so <see cref="RestartAsync"/> brings the same state back):
+    /// SIGTERM first, so it saves what it acknowledged (its metadata is otherwise written to disk
+    /// only every few seconds), then SIGKILL if it has not exited within a few seconds. A paused
+    /// Azurite is killed at once: it cannot act on SIGTERM, and the requests it holds were never answered.
+    /// </summary>
     public async Task StopAsync()
     {
         if (_process is null)
@@ -163,9 +178,26 @@ public sealed class Azurite : IAsyncDisposable
         }
         if (!_process.HasExited)
         {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
+            if (!_paused)
+            {
+                Signal("TERM");
+                using var grace = new CancellationTokenSource(GracefulStop);
+                try
+                {
+                    await _process.WaitForExitAsync(grace.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Still running: killed below.
+                }
+            }
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync();
+            }
         }
+        _paused = false;
         _process.Dispose();
         _process = null;
         if (_stackDir is not null)
