@@ -13,6 +13,7 @@ return command switch
     "idle" => await LoadBenchmark.IdleAsync(),
     "profile" => await LoadBenchmark.ProfileAsync(rest),
     "plane" => await DataPlaneBenchmarks.LoopAsync(rest),
+    "fast-rollback" => await FastRollback.RunAsync(rest),
     _ => Usage(),
 };
 
