@@ -150,6 +150,32 @@ public static class OperatorCommands
         return EffectOf(phase, action) is not (CommandEffect.Ignore or CommandEffect.Proceed);
     }
 
+    /// <summary>
+    /// The table as Markdown, one row per waiting phase (the README shows exactly this; a test
+    /// keeps the two the same).
+    /// </summary>
+    public static string Markdown()
+    {
+        static string Cell(CommandEffect effect) => effect switch
+        {
+            CommandEffect.Ignore => "ignored",
+            CommandEffect.Proceed => "proceeds",
+            CommandEffect.PromoteNow => "promotes now",
+            CommandEffect.PromoteWhenSlotFree => "promotes once the slot is free",
+            CommandEffect.Reject => "ends `rejected`",
+            CommandEffect.RollBack => "ends `rolled_back` (candidate to 0 %)",
+            CommandEffect.Reinstate => "reinstates the previous version; ends `rolled_back`",
+            _ => effect.ToString(),
+        };
+        static string Phase(LifecyclePhase phase) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(phase.ToString());
+        var text = new System.Text.StringBuilder("| phase | approve | promote | rollback | abort |\n|---|---|---|---|---|\n");
+        foreach (var row in Rows)
+        {
+            text.Append(System.Globalization.CultureInfo.InvariantCulture, $"| `{Phase(row.Phase)}` | {Cell(row.Approve)} | {Cell(row.Promote)} | {Cell(row.Rollback)} | {Cell(row.Abort)} |\n");
+        }
+        return text.ToString();
+    }
+
     /// <summary>Whether two decisive commands mean the same thing (a repeat is accepted once, not refused).</summary>
     public static bool SameDecision(OperatorAction a, OperatorAction b) =>
         a == b || (a is (OperatorAction.Rollback or OperatorAction.Abort) && b is (OperatorAction.Rollback or OperatorAction.Abort));

@@ -104,4 +104,19 @@ public sealed class OperatorCommandsTests
         Assert.True(Failpoints.CompiledIn); // tests run the Debug build, where the crash tests arm them
         Failpoints.Hit(Failpoints.DuringBake); // not armed here: nothing happens
     }
+
+    [Fact]
+    public void The_notes_show_the_command_table_as_the_code_has_it()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Lepton.Functions.sln")))
+        {
+            dir = dir.Parent;
+        }
+        Assert.NotNull(dir);
+        var notes = File.ReadAllText(Path.Combine(dir.FullName, "docs", "notes", "reliability-lifecycle.md")).ReplaceLineEndings("\n");
+        var table = OperatorCommands.Markdown();
+        Assert.Contains("| `canary` | ignored | promotes now | ends `rolled_back` (candidate to 0 %) |", table, StringComparison.Ordinal);
+        Assert.True(notes.Contains(table, StringComparison.Ordinal), $"docs/notes/reliability-lifecycle.md should show the table OperatorCommands has:\n{table}");
+    }
 }
