@@ -86,8 +86,18 @@ public sealed class EvidenceCompletenessTests
         buckets[LatencyHistogram.IndexOf(4)] = requests;
         return new WindowRollup
         {
-            Model = Model, Version = version, Replica = "*", WindowStart = 1_000, WindowSeconds = 1, RouteGeneration = Generation,
-            Requests = requests, RoutedRequests = requests, Errors = errors, Rows = requests, LatencyBuckets = buckets, LatencySumMs = 4.0 * requests,
+            Model = Model,
+            Version = version,
+            Replica = "*",
+            WindowStart = 1_000,
+            WindowSeconds = 1,
+            RouteGeneration = Generation,
+            Requests = requests,
+            RoutedRequests = requests,
+            Errors = errors,
+            Rows = requests,
+            LatencyBuckets = buckets,
+            LatencySumMs = 4.0 * requests,
         };
     }
 
