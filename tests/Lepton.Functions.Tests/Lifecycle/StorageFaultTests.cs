@@ -75,7 +75,13 @@ public sealed class StorageFaultTests() : Scenario(new AzuriteFixture())
             "1.0.1", await UploadAsync("1.0.1", Good),
             Fast(("window_s", 3.0), ("check_interval_s", 0.5), ("retry_attempts", 12), ("retry_interval_s", 1.0), ("max_extensions", 6)));
         await Host.WaitStatusAsync(instance, s => s.Stage == Stage.Canary && s.WeightBp == 5000);
+        // The status is published after the step's routes write; its audit event may trail it by a moment.
         var before = await CandidateWeightsAsync("1.0.1");
+        for (var tries = 0; !before.Contains(5000) && tries < 100; tries++)
+        {
+            await Task.Delay(100, Token);
+            before = await CandidateWeightsAsync("1.0.1");
+        }
 
         Azurite.Azurite.Pause();
         try
