@@ -15,6 +15,7 @@ return command switch
     "plane" => await DataPlaneBenchmarks.LoopAsync(rest),
     "canary" => CanaryPower.Run(rest),
     "soak" => await Soak.RunAsync(rest),
+    "fast-rollback" => await FastRollback.RunAsync(rest),
     _ => Usage(),
 };
 

@@ -33,6 +33,7 @@ public static class LifecycleServiceCollectionExtensions
     {
         services.AddLeptonStorage();
         services.TryAddSingleton(sp => new RolloutOperations(sp.GetRequiredService<Shared.Registry.ModelRegistry>()));
+        services.TryAddSingleton(sp => new RolloutRepair(sp.GetRequiredService<Shared.Registry.ModelRegistry>(), sp.GetRequiredService<RolloutOperations>()));
         services.TryAddSingleton<LifecycleStarter>();
         services.TryAddSingleton<ModelUploads>();
         services.TryAddSingleton<MetricsRetention>();
@@ -54,6 +55,7 @@ public static class LifecycleServiceCollectionExtensions
         services.TryAddTransient<CheckSlotActivity>();
         services.TryAddTransient<WarmStatusActivity>();
         services.TryAddTransient<SetTrafficActivity>();
+        services.TryAddTransient<RoutesAppliedActivity>();
         services.TryAddTransient<DecideWindowActivity>();
         services.TryAddTransient<PromoteActivity>();
         services.TryAddTransient<RollbackActivity>();

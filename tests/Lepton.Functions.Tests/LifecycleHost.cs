@@ -63,7 +63,8 @@ public sealed class LifecycleHost : IAsyncDisposable
 
     public LifecycleStarter Starter => Services.GetRequiredService<LifecycleStarter>();
 
-    public static async Task<LifecycleHost> StartAsync(AzuriteFixture azurite)
+    /// <summary>Starts the control plane; <paramref name="settings"/> adds or replaces app settings (e.g. short storage timeouts for outage tests).</summary>
+    public static async Task<LifecycleHost> StartAsync(AzuriteFixture azurite, IReadOnlyDictionary<string, string?>? settings = null)
     {
         var cacheDir = Path.Combine(Path.GetTempPath(), "lepton-tests", Guid.NewGuid().ToString("N"));
         var builder = WebApplication.CreateSlimBuilder();
@@ -72,6 +73,10 @@ public sealed class LifecycleHost : IAsyncDisposable
             ["AzureWebJobsStorage"] = azurite.Azurite.ConnectionString,
             ["LEPTON_CACHE_DIR"] = cacheDir,
         });
+        if (settings is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(settings);
+        }
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Services.AddLeptonLifecycle();

@@ -55,9 +55,12 @@ public abstract class Scenario(AzuriteFixture azurite) : IAsyncLifetime
 
     protected static CancellationToken Token => TestContext.Current.CancellationToken;
 
+    /// <summary>App settings the scenario's control plane starts with, besides storage and cache.</summary>
+    protected virtual IReadOnlyDictionary<string, string?>? HostSettings => null;
+
     public virtual async ValueTask InitializeAsync()
     {
-        Host = await LifecycleHost.StartAsync(Azurite);
+        Host = await LifecycleHost.StartAsync(Azurite, HostSettings);
         await Host.Store.PutDatasetAsync(Model, "digits", Digits.Test, Token);
     }
 

@@ -140,6 +140,26 @@ public sealed class MetricsStoreTests(AzuriteFixture azurite)
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task A_window_keeps_one_row_per_route_generation_and_a_read_selects_generations()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        // The window in which the routes changed: generation 4 (the old weight) and 5 (the new one).
+        await _metrics.WriteAsync(Rollup("1.0.1", "a", 1000, 30, 0) with { RouteGeneration = 4 }, ct);
+        await _metrics.WriteAsync(Rollup("1.0.1", "a", 1000, 70, 7) with { RouteGeneration = 5 }, ct);
+        await _metrics.WriteAsync(Rollup("1.0.1", "b", 1010, 10, 0) with { RouteGeneration = 5 }, ct);
+        await _metrics.WriteAsync(Rollup("1.0.1", "b", 1010, 1, 0) with { RouteGeneration = 3 }, ct);
+
+        Assert.Equal(4, (await _metrics.ReadAsync(_model, 1000, 1020, ct)).Count);
+        var step = await _metrics.TotalsAsync(_model, 1000, 1020, GenerationSelection.Of(5), ct);
+        Assert.Equal((80L, 7L, 5L), (step["1.0.1"].Requests, step["1.0.1"].Errors, step["1.0.1"].RouteGeneration));
+        var earlier = await _metrics.TotalsAsync(_model, 1000, 1020, GenerationSelection.Of(3, 4), ct);
+        Assert.Equal(31, earlier["1.0.1"].Requests);
+        Assert.Equal(31, (await _metrics.TotalsAsync(_model, 1000, 1020, GenerationSelection.Before(5), ct))["1.0.1"].Requests);
+        var stored = await _metrics.ReadStoredAsync(_model, 1000, 1020, GenerationSelection.Of(5), ct);
+        Assert.All(stored, r => Assert.True(DateTimeOffset.UtcNow - r.Written < TimeSpan.FromMinutes(5), "the row's write time is the table's timestamp"));
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task Expiry_deletes_only_windows_older_than_the_retention()
     {
         var ct = TestContext.Current.CancellationToken;
@@ -167,7 +187,7 @@ public sealed class MetricsStoreTests(AzuriteFixture azurite)
 public sealed class WorkerDirectoryTests(AzuriteFixture azurite)
 {
     [Fact(Timeout = 60_000)]
-    public async Task Warm_status_counts_only_live_replicas_that_are_not_draining()
+    public async Task Warm_status_counts_only_live_replicas_that_serve_the_model_and_are_not_draining()
     {
         // The workers table holds every test's replicas, so each replica name is unique here and
         // the assertions look only at this test's replicas.
@@ -178,14 +198,20 @@ public sealed class WorkerDirectoryTests(AzuriteFixture azurite)
         var none = new Dictionary<string, IReadOnlyList<string>>();
         var token = TestContext.Current.CancellationToken;
         await directory.BeatAsync(new Heartbeat { Replica = model + "-a", Url = "http://a", Provider = "CPUExecutionProvider", At = now, Ready = ready }, token);
-        await directory.BeatAsync(new Heartbeat { Replica = model + "-b", Url = "http://b", Provider = "CPUExecutionProvider", At = now, Ready = none }, token);
+        var follows = new Dictionary<string, long> { [model] = 3 };
+        await directory.BeatAsync(new Heartbeat { Replica = model + "-b", Url = "http://b", Provider = "CPUExecutionProvider", At = now, Ready = none, RouteGenerations = follows }, token);
+        // Serves other models only: it never blocks this model's warm-up.
+        var other = new Dictionary<string, long> { [model + "x"] = 1 };
+        await directory.BeatAsync(new Heartbeat { Replica = model + "-other", Url = "http://e", Provider = "CPUExecutionProvider", At = now, Ready = none, RouteGenerations = other }, token);
         await directory.BeatAsync(new Heartbeat { Replica = model + "-old", Url = "http://c", Provider = "CPUExecutionProvider", At = now.AddMinutes(-5), Ready = none }, token);
         await directory.BeatAsync(new Heartbeat { Replica = model + "-drain", Url = "http://d", Provider = "CPUExecutionProvider", At = now, Ready = none, Draining = true }, token);
         var live = (await directory.LiveAsync(now, TimeSpan.FromSeconds(30), token)).Where(h => h.Replica.StartsWith(model, StringComparison.Ordinal)).ToList();
-        Assert.Equal([model + "-a", model + "-b"], live.Select(h => h.Replica).Order());
+        Assert.Equal([model + "-a", model + "-b", model + "-other"], live.Select(h => h.Replica).Order());
         var status = await directory.WarmStatusAsync(model, "1.0.0", now, TimeSpan.FromSeconds(30), token);
         Assert.False(status.Ready);
         Assert.Contains(model + "-b", status.Missing);
+        Assert.DoesNotContain(model + "-other", status.Missing);
+        Assert.DoesNotContain(model + "-other", status.LiveReplicas);
         Assert.DoesNotContain(model + "-a", status.Missing);
         await directory.RemoveAsync(model + "-b", token);
         await directory.RemoveAsync(model + "-b", token); // removing twice is fine

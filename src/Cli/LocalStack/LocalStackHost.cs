@@ -63,6 +63,9 @@ public sealed class LocalStackHost : IAsyncDisposable
     /// <summary>Starts every part; a part that fails to start stops those already running.</summary>
     public static async Task<LocalStackHost> StartAsync(DevSettings settings, ILoggerFactory logs, CancellationToken cancellationToken)
     {
+        // The control plane runs in this process, so its failpoints are armed from this process's
+        // environment (LEPTON_FAILPOINTS, Debug builds); a misspelt name fails here, not at the point.
+        Shared.Lifecycle.Failpoints.Parse(Environment.GetEnvironmentVariable(Shared.Lifecycle.Failpoints.Variable));
         var stack = new LocalStackHost(settings, logs);
         try
         {

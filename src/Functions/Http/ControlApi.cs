@@ -62,7 +62,13 @@ public sealed class ControlApi(ModelRegistry registry, ModelStore store, Lifecyc
         return await starter.StartUploadAsync(client, model, version, overrides, AuditActors.Of(request.HttpContext, options), cancellationToken);
     }
 
-    /// <summary>Sends an operator command to the version's running lifecycle; without one, 409 naming where it stands.</summary>
+    /// <summary>
+    /// Sends an operator command to the version's running lifecycle; without one, 409 naming the
+    /// final stage. A decisive command (<see cref="OperatorCommands.Decides"/>) is claimed on the
+    /// version row first, so of a promote and a rollback racing in one stage exactly one is sent:
+    /// the other gets 409 naming the command that won and the stage it leads to; a repeat of the
+    /// winner is accepted once (202 with <c>duplicate: true</c>, nothing sent again).
+    /// </summary>
     public async Task<ApiResult> CommandAsync(HttpRequest request, string model, string version, OperatorAction action, DurableTaskClient client, CancellationToken cancellationToken)
     {
         var body = await RequestBodies.ReadObjectAsync(request, CommandFields, cancellationToken);
@@ -76,8 +82,37 @@ public sealed class ControlApi(ModelRegistry registry, ModelStore store, Lifecyc
                 + $"{name} applies to a running rollout: change traffic with PUT /api/models/{model}/routes instead");
         }
         var command = new OperatorCommand(action, AuditActors.Of(request.HttpContext, options), RequestBodies.Text(body, "reason", ""));
+        if (OperatorCommands.Decides(PhaseOf(lifecycle), action)
+            && await registry.ClaimCommandAsync(model, version, command, cancellationToken) is { } held)
+        {
+            if (OperatorCommands.SameDecision(held.Command.Action, action))
+            {
+                return ApiResult.Json(new { lifecycle.InstanceId, Sent = held.Command, Duplicate = true }, StatusCodes.Status202Accepted);
+            }
+            var won = OperatorCommand.Name(held.Command.Action);
+            throw new ConflictException(
+                $"{model} {version}: {won} by {held.Command.Actor} was accepted first (in stage '{StageNames.ToWire(held.Stage)}'), so the lifecycle goes to "
+                + $"'{StageNames.ToWire(OperatorCommands.Outcome(held.Command.Action, held.Stage))}'; {name} was not sent",
+                "command_conflict");
+        }
         await client.RaiseEventAsync(lifecycle.InstanceId, LifecycleNames.OperatorEvent, command, cancellationToken);
         return ApiResult.Json(new { lifecycle.InstanceId, Sent = command }, StatusCodes.Status202Accepted);
+    }
+
+    /// <summary>The phase the run last published (its custom status); registering when it has published none.</summary>
+    private static LifecyclePhase PhaseOf(LifecycleInstance lifecycle)
+    {
+        if (lifecycle.CustomStatus is JsonObject status && status["phase"] is JsonValue phase && phase.TryGetValue<string>(out var name))
+        {
+            try
+            {
+                return LeptonJson.Deserialize<LifecyclePhase>($"\"{name}\"");
+            }
+            catch (JsonException)
+            {
+            }
+        }
+        return LifecyclePhase.Registering;
     }
 
     /// <summary>A manual route change, validated by the registry and audited with the caller as actor.</summary>

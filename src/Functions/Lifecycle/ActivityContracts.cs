@@ -74,7 +74,16 @@ public sealed record SetTrafficInput(
     string? Shadow,
     int ShadowFractionBp,
     string Reason,
-    string Actor);
+    string Actor)
+{
+    /// <summary>Write the routes under a new generation even when the traffic is unchanged (a step restarts its evidence).</summary>
+    public bool NewGeneration { get; init; }
+}
+
+public sealed record RoutesAppliedInput(string Model, long Generation, double MaxAgeS);
+
+/// <summary>Whether every live replica serving the model applies route generation ≥ the one asked for, and which do not yet.</summary>
+public sealed record RoutesAppliedResult(bool Applied, IReadOnlyList<string> Live, IReadOnlyList<string> Lagging);
 
 /// <summary>The routes' generation after the change, or why the change was refused (e.g. another version holds the slot).</summary>
 public sealed record SetTrafficResult(long Generation, string? Refusal);
@@ -86,6 +95,16 @@ public sealed record PromoteInput(string Model, string Version, Stage ExpectedFr
 public sealed record PromoteResult(string? Previous);
 
 public sealed record RollbackInput(string Model, string Version, string Reason, string Actor);
+
+/// <summary>The stage the version ended in (<c>rolled_back</c>, or <c>rejected</c> before traffic) and the routes' generation after it.</summary>
+public sealed record RollbackResult(Stage Stage, long Generation);
+
+/// <summary>When every live replica applied the routes that took a candidate off traffic (the fast-rollback figure).</summary>
+/// <param name="Generation">The routes' generation after the rollback.</param>
+/// <param name="AfterS">Seconds from the rollback's writes to the look that saw every live replica apply it (or the bound).</param>
+/// <param name="Replicas">The live replicas.</param>
+/// <param name="Lagging">Those that had not applied it by the bound (none when confirmed).</param>
+public sealed record TrafficOff(long Generation, double AfterS, IReadOnlyList<string> Replicas, IReadOnlyList<string> Lagging);
 
 public sealed record ReinstateInput(string Model, string Version, string Previous, string Reason, string Actor);
 
@@ -100,7 +119,11 @@ public sealed record ReportInput(
     string Reason,
     IReadOnlyList<StepRecord> Steps,
     Policy Policy,
-    string? Production);
+    string? Production)
+{
+    /// <summary>After a rollback: when its routes were in force on every replica.</summary>
+    public TrafficOff? TrafficOff { get; init; }
+}
 
 public sealed record ReportResult(string Json, string? Png);
 

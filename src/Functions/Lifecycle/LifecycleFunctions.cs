@@ -43,6 +43,10 @@ public sealed class LifecycleFunctions(IServiceProvider services)
     public Task<SetTrafficResult> SetTraffic([ActivityTrigger] SetTrafficInput input, FunctionContext context) =>
         Run<SetTrafficActivity, SetTrafficInput, SetTrafficResult>(input, context);
 
+    [Function(LifecycleNames.RoutesApplied)]
+    public Task<RoutesAppliedResult> RoutesApplied([ActivityTrigger] RoutesAppliedInput input, FunctionContext context) =>
+        Run<RoutesAppliedActivity, RoutesAppliedInput, RoutesAppliedResult>(input, context);
+
     [Function(LifecycleNames.DecideWindow)]
     public Task<WindowJudgement> DecideWindow([ActivityTrigger] WindowRequest input, FunctionContext context) =>
         Run<DecideWindowActivity, WindowRequest, WindowJudgement>(input, context);
@@ -51,7 +55,7 @@ public sealed class LifecycleFunctions(IServiceProvider services)
     public Task<PromoteResult> Promote([ActivityTrigger] PromoteInput input, FunctionContext context) => Run<PromoteActivity, PromoteInput, PromoteResult>(input, context);
 
     [Function(LifecycleNames.Rollback)]
-    public Task<TransitionResult> Rollback([ActivityTrigger] RollbackInput input, FunctionContext context) => Run<RollbackActivity, RollbackInput, TransitionResult>(input, context);
+    public Task<RollbackResult> Rollback([ActivityTrigger] RollbackInput input, FunctionContext context) => Run<RollbackActivity, RollbackInput, RollbackResult>(input, context);
 
     [Function(LifecycleNames.Reinstate)]
     public Task<ReinstateResult> Reinstate([ActivityTrigger] ReinstateInput input, FunctionContext context) =>
@@ -65,7 +69,7 @@ public sealed class LifecycleFunctions(IServiceProvider services)
 
     private Task<TOut> Run<TActivity, TIn, TOut>(TIn input, FunctionContext context)
         where TActivity : LeptonActivity<TIn, TOut> =>
-        Microsoft.Extensions.DependencyInjection.ActivatorUtilities.GetServiceOrCreateInstance<TActivity>(services).ExecuteAsync(input, context.CancellationToken);
+        Microsoft.Extensions.DependencyInjection.ActivatorUtilities.GetServiceOrCreateInstance<TActivity>(services).GuardedAsync(input, context.CancellationToken);
 }
 
 /// <summary>The standalone DurableTask worker's registration: the same orchestrator and activity classes, under the same names.</summary>
@@ -81,6 +85,7 @@ public static class LifecycleRegistry
         .AddActivity<CheckSlotActivity>(LifecycleNames.CheckSlot)
         .AddActivity<WarmStatusActivity>(LifecycleNames.WarmStatus)
         .AddActivity<SetTrafficActivity>(LifecycleNames.SetTraffic)
+        .AddActivity<RoutesAppliedActivity>(LifecycleNames.RoutesApplied)
         .AddActivity<DecideWindowActivity>(LifecycleNames.DecideWindow)
         .AddActivity<PromoteActivity>(LifecycleNames.Promote)
         .AddActivity<RollbackActivity>(LifecycleNames.Rollback)

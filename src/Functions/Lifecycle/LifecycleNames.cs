@@ -17,6 +17,7 @@ public static class LifecycleNames
     public const string CheckSlot = "lepton_check_slot";
     public const string WarmStatus = "lepton_warm_status";
     public const string SetTraffic = "lepton_set_routes";
+    public const string RoutesApplied = "lepton_routes_applied";
     public const string DecideWindow = "lepton_decide_window";
     public const string Promote = "lepton_promote";
     public const string Rollback = "lepton_rollback";
@@ -26,7 +27,7 @@ public static class LifecycleNames
 
     public static readonly IReadOnlyList<string> Activities =
     [
-        Register, Validate, Transition, EvaluateShard, Compare, CheckSlot, WarmStatus, SetTraffic,
+        Register, Validate, Transition, EvaluateShard, Compare, CheckSlot, WarmStatus, SetTraffic, RoutesApplied,
         DecideWindow, Promote, Rollback, Reinstate, Report, Retire,
     ];
 

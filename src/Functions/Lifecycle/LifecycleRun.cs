@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
+using Lepton.Functions.Lifecycle.Activities;
 using Lepton.Shared;
 using Lepton.Shared.Lifecycle;
+using Lepton.Shared.Metrics;
 using Lepton.Shared.Models;
 using Lepton.Shared.Policies;
 using Microsoft.DurableTask;
@@ -25,10 +27,23 @@ namespace Lepton.Functions.Lifecycle;
 /// <c>evaluating</c> for at most <c>slot_wait_timeout_s</c>, so an upload burst drains in order
 /// and a stuck rollout cannot hold the next one forever. A command sent while the run works (an
 /// activity, not a wait) is buffered and read at the next wait.
+/// <para>Evidence: each traffic step writes its routes under a new generation, starts its clock
+/// once every live replica reports that generation (at most <c>heartbeat_max_age_s</c> later), and
+/// is judged only on the rollups recorded under it, with a look that finds a live replica's
+/// rollups missing or late never passing (<see cref="EvidenceCompleteness"/>).</para>
+/// <para>Faults: storage that stays unreachable after an activity's retries ends the run in a
+/// defined stage, never half-written: before traffic <c>rejected</c>, with traffic
+/// <c>rolled_back</c> (candidate at 0 %), each with the reason "storage unavailable …"; after a
+/// promotion the promotion stands. Those ending writes (promote, rollback, reinstate, reject) are
+/// retried with backoff on the orchestration clock until storage answers (up to
+/// <see cref="EndingRetryTimeout"/>).</para>
 /// </remarks>
 internal sealed class LifecycleRun
 {
     private static readonly Policy DefaultPolicy = new();
+
+    /// <summary>How long an ending write (promote, rollback, reinstate, reject) is retried while storage is unreachable.</summary>
+    public static readonly TimeSpan EndingRetryTimeout = TimeSpan.FromHours(1);
 
     private readonly TaskOrchestrationContext _context;
     private readonly LifecycleInput _input;
@@ -44,6 +59,13 @@ internal sealed class LifecycleRun
     private Task<JsonElement>? _operator;
     private OperatorCommand? _promoteWhenSlotFree;
     private (string? Name, ModelTask Task) _dataset;
+    private bool _registered;
+    private string? _promotion;
+
+    // The generation of the routes this run last wrote, and those of its canary steps so far.
+    private long _generation;
+    private readonly List<long> _stepGenerations = [];
+    private TrafficOff? _trafficOff;
 
     public LifecycleRun(TaskOrchestrationContext context, LifecycleInput input)
     {
@@ -56,11 +78,19 @@ internal sealed class LifecycleRun
     public async Task<LifecycleOutcome> RunAsync()
     {
         Publish(_status);
-        var outcome = await RegisterAsync()
-            ?? await ValidateAsync()
-            ?? await PreTrafficAsync()
-            ?? await ShadowAsync()
-            ?? await TrafficAsync();
+        LifecycleOutcome outcome;
+        try
+        {
+            outcome = await RegisterAsync()
+                ?? await ValidateAsync()
+                ?? await PreTrafficAsync()
+                ?? await ShadowAsync()
+                ?? await TrafficAsync();
+        }
+        catch (TaskFailedException error) when (ActivityFaults.IsStorageFault(error.FailureDetails))
+        {
+            outcome = await EndOnStorageFaultAsync(error);
+        }
         _phase = LifecyclePhase.Ended;
         Publish(_status with { WaitingFor = null, Outcome = outcome.Outcome, Reason = outcome.Reason });
         return outcome;
@@ -77,6 +107,7 @@ internal sealed class LifecycleRun
             return new LifecycleOutcome("refused", _stage, registered.Refusal ?? "the upload could not be registered");
         }
         _stage = stage;
+        _registered = true;
         if (!StageMachine.ActiveStages.Contains(_stage))
         {
             return new LifecycleOutcome(StageNames.ToWire(_stage), _stage, $"nothing to do: already {StageNames.ToWire(_stage)}");
@@ -103,7 +134,7 @@ internal sealed class LifecycleRun
                 Publish(_status with { Plan = _plan });
             }
         }
-        catch (TaskFailedException error)
+        catch (TaskFailedException error) when (!ActivityFaults.IsStorageFault(error.FailureDetails))
         {
             rejection = FailureMessage(error);
         }
@@ -145,6 +176,12 @@ internal sealed class LifecycleRun
         {
             return refused;
         }
+        // Versions queue for the slot in the order their uploads' events arrived: one that waited
+        // while a newer version was promoted is not rolled out over it.
+        if (Shared.Rollout.RolloutOperations.Downgrade(_input.Version, _production) is { } downgrade)
+        {
+            return await RejectAsync($"waited for the rollout slot while {_production} was promoted: {downgrade}");
+        }
         if (_promoteWhenSlotFree is { } promote)
         {
             return await PromoteAsync($"promoted by operator {promote.Actor}: {promote.ReasonOrDefault}", promote.Actor);
@@ -175,7 +212,7 @@ internal sealed class LifecycleRun
         {
             results = await Task.WhenAll(tasks);
         }
-        catch (TaskFailedException error)
+        catch (TaskFailedException error) when (!ActivityFaults.IsStorageFault(error.FailureDetails))
         {
             return await RejectAsync($"evaluation failed: {FailureMessage(error)}");
         }
@@ -242,16 +279,16 @@ internal sealed class LifecycleRun
         }
         _trafficPhase = WindowKind.Shadow;
         // Named in the routes at 0 % first: replicas load it, and it gets no copies until warm.
-        var outcome = await RouteAsync("pre-warm", shadow: _input.Version)
-            ?? await WarmUpAsync()
-            ?? await RouteAsync("shadow traffic", shadow: _input.Version, shadowFractionBp: _policy.ShadowFractionBp);
+        var outcome = await RouteAsync(new StepRoutes("pre-warm", Shadow: _input.Version)) ?? await WarmUpAsync();
         if (outcome is not null)
         {
             return outcome;
         }
         _phase = LifecyclePhase.Shadow;
         Publish(_status with { WeightBp = 0, ShadowFractionBp = _policy.ShadowFractionBp });
-        outcome = await StepAsync(WindowKind.Shadow, 0, _policy.ShadowDurationS, finalStep: true, baseline: null);
+        outcome = await StepAsync(
+            WindowKind.Shadow, 0, _policy.ShadowDurationS, finalStep: true,
+            new StepRoutes("shadow traffic", Shadow: _input.Version, ShadowFractionBp: _policy.ShadowFractionBp), baselineFor: null);
         if (outcome is not null)
         {
             return outcome;
@@ -276,7 +313,7 @@ internal sealed class LifecycleRun
         // From here until the first step production serves all traffic: a baseline for 100 %.
         var warmingFrom = UnixNow();
         // Named in the routes at 0 % first: replicas load it, and it gets traffic only when warm.
-        if ((await RouteAsync("pre-warm", candidate: _input.Version) ?? await WarmUpAsync()) is { } notWarm)
+        if ((await RouteAsync(new StepRoutes("pre-warm", Candidate: _input.Version)) ?? await WarmUpAsync()) is { } notWarm)
         {
             return notWarm;
         }
@@ -291,20 +328,31 @@ internal sealed class LifecycleRun
         for (var index = 0; index < weights.Count; index++)
         {
             var weight = weights[index];
-            if (await RouteAsync($"{strategy} step {index + 1}/{weights.Count}", candidate: _input.Version, candidateWeightBp: weight) is { } unrouted)
+            if (index > 0 && !_context.IsReplaying)
             {
-                return unrouted;
+                Failpoints.Hit(Failpoints.BetweenCanarySteps);
             }
             Publish(_status with { Step = index + 1, Steps = weights.Count, WeightBp = weight });
-            // The step's evidence starts at the next whole second: the rollup window in progress at
-            // the change mixes traffic routed under the previous weight.
-            var begins = UnixNow() + 1;
-            firstStart ??= begins;
-            var baseline = weight == Policy.BasisPoints
-                ? BaselineRange.For(firstStart.Value, begins, weights.Take(index).ToList(), window, warmingFrom)
-                : null;
+            var earlierBp = weights.Take(index).ToList();
+            var earlierGenerations = _stepGenerations.ToList();
+            // At 100 % production gets no routed traffic: judged against its traffic of the earlier
+            // steps (their generations exactly), or with none, before the switch (older generations).
+            BaselineRange? Baseline(long generation, long begins)
+            {
+                firstStart ??= begins;
+                if (weight != Policy.BasisPoints)
+                {
+                    return null;
+                }
+                var range = BaselineRange.For(firstStart.Value, begins, earlierBp, window, warmingFrom);
+                return range with
+                {
+                    Generations = earlierGenerations.Count > 0 ? GenerationSelection.Of(earlierGenerations) : GenerationSelection.Before(generation),
+                };
+            }
             var final = index == weights.Count - 1 && _plan.Strategy != Strategy.AbTest;
-            if (await StepAsync(WindowKind.Canary, weight, window, final, baseline) is { } ended)
+            var routes = new StepRoutes($"{strategy} step {index + 1}/{weights.Count}", Candidate: _input.Version, CandidateWeightBp: weight);
+            if (await StepAsync(WindowKind.Canary, weight, window, final, routes, Baseline) is { } ended)
             {
                 return ended;
             }
@@ -317,15 +365,34 @@ internal sealed class LifecycleRun
         return await PromoteAsync($"{strategy} passed all {weights.Count} step(s)", _input.Actor);
     }
 
+    /// <summary>The routes a step writes for this version.</summary>
+    private sealed record StepRoutes(string Why, string? Candidate = null, int CandidateWeightBp = 0, string? Shadow = null, int ShadowFractionBp = 0);
+
     /// <summary>
-    /// One weight: windows of evidence until a verdict, extended when evidence is short. Evidence
-    /// accumulates over the whole step (the sequential test stays valid on growing totals), so an
-    /// extension adds samples; only a window judged invalid restarts the counting.
+    /// One weight: its routes under a new generation, its clock from when every live replica
+    /// applies them, then windows of evidence (the rows of that generation) until a verdict,
+    /// extended when evidence is short. Evidence accumulates over the whole step (the sequential
+    /// test stays valid on growing totals), so an extension adds samples; only a window judged
+    /// invalid restarts the counting, under a fresh generation of the same routes.
     /// </summary>
-    private async Task<LifecycleOutcome?> StepAsync(WindowKind kind, int weightBp, double windowS, bool finalStep, BaselineRange? baseline)
+    private async Task<LifecycleOutcome?> StepAsync(
+        WindowKind kind, int weightBp, double windowS, bool finalStep, StepRoutes routes, Func<long, long, BaselineRange?>? baselineFor)
     {
+        if (await RouteAsync(routes) is { } unrouted)
+        {
+            return unrouted;
+        }
+        if (kind == WindowKind.Canary)
+        {
+            _stepGenerations.Add(_generation);
+        }
+        var (notApplied, start) = await AwaitRoutesAppliedAsync();
+        if (notApplied is not null)
+        {
+            return notApplied;
+        }
+        var baseline = baselineFor?.Invoke(_generation, start);
         var extensions = 0;
-        var start = UnixNow() + 1;
         while (true)
         {
             var endAt = _context.CurrentUtcDateTime.AddSeconds(windowS);
@@ -353,11 +420,24 @@ internal sealed class LifecycleRun
                         return null;
                     case StepAction.Extend or StepAction.ExtendAndRestart:
                         extensions++;
+                        Publish(_status with { Reason = next.Reason });
                         if (action == StepAction.ExtendAndRestart)
                         {
-                            start = UnixNow() + 1;
+                            // Routing did not do what it was told: count again, on a fresh generation.
+                            if (await RouteAsync(routes with { Why = $"{routes.Why}: evidence restarted" }, newGeneration: true) is { } rerouted)
+                            {
+                                return rerouted;
+                            }
+                            if (kind == WindowKind.Canary)
+                            {
+                                _stepGenerations.Add(_generation);
+                            }
+                            (notApplied, start) = await AwaitRoutesAppliedAsync();
+                            if (notApplied is not null)
+                            {
+                                return notApplied;
+                            }
                         }
-                        Publish(_status with { Reason = next.Reason });
                         break;
                     default:
                         break;
@@ -366,11 +446,50 @@ internal sealed class LifecycleRun
         }
     }
 
+    /// <summary>
+    /// Waits until every live replica reports the routes this run last wrote (bounded by
+    /// <c>heartbeat_max_age_s</c>: a replica that has not applied them by then is missing
+    /// evidence, which every look reports); returns the step's clock start (unix seconds).
+    /// </summary>
+    private async Task<(LifecycleOutcome? Ended, long Start)> AwaitRoutesAppliedAsync()
+    {
+        var started = _context.CurrentUtcDateTime;
+        var timeout = started.AddSeconds(_policy.HeartbeatMaxAgeS);
+        // Replicas apply a change at their next poll (seconds): look more often than the warm-up does.
+        var poll = Math.Min(_policy.WarmupPollS, 1.0);
+        while (true)
+        {
+            var applied = await CallAsync<RoutesAppliedResult>(
+                LifecycleNames.RoutesApplied, new RoutesAppliedInput(_input.Model, _generation, _policy.HeartbeatMaxAgeS));
+            if (applied.Applied || _context.CurrentUtcDateTime >= timeout)
+            {
+                if (!applied.Applied)
+                {
+                    Publish(_status with
+                    {
+                        Reason = $"route generation {_generation} not applied within {Seconds(_policy.HeartbeatMaxAgeS)}s by "
+                            + $"{(applied.Lagging.Count > 0 ? string.Join(", ", applied.Lagging) : "any live replica")}: the step starts without their evidence",
+                    });
+                }
+                return (null, UnixNow());
+            }
+            var lagging = applied.Lagging.Count > 0 ? string.Join(", ", applied.Lagging) : "any live replica";
+            if (await WaitUntilAsync(Earliest(_context.CurrentUtcDateTime.AddSeconds(poll), timeout), $"route generation {_generation} on {lagging}") is { } command
+                && await ApplyAsync(command) is { Ended: { } ended })
+            {
+                return (ended, 0);
+            }
+        }
+    }
+
     private async Task<WindowJudgement> JudgeAsync(WindowKind kind, long start, int weightBp, bool finalStep, BaselineRange? baseline)
     {
-        var request = new WindowRequest(_input.Model, _input.Version, _production, start, UnixNow() + 1, weightBp, finalStep, kind, _policy, baseline);
+        var request = new WindowRequest(_input.Model, _input.Version, _production, start, UnixNow() + 1, weightBp, finalStep, kind, _policy, baseline)
+        {
+            Generation = _generation,
+        };
         var judgement = await CallAsync<WindowJudgement>(LifecycleNames.DecideWindow, request);
-        _steps.Add(StepRecord.Of(_status.Step, weightBp, kind, judgement));
+        _steps.Add(StepRecord.Of(_status.Step, weightBp, kind, judgement, _generation));
         Publish(_status with { Decision = StepLabels.Wire(judgement.Verdict), Reason = judgement.Reason });
         return judgement;
     }
@@ -452,37 +571,78 @@ internal sealed class LifecycleRun
 
     private async Task<LifecycleOutcome> RejectAsync(string reason, string? actor = null)
     {
-        if (await MoveAsync(Stage.Rejected, reason, actor) is { } failed)
-        {
-            return failed;
-        }
+        await CallEndingAsync<TransitionResult>(
+            LifecycleNames.Transition, new TransitionInput(_input.Model, _input.Version, Stage.Rejected, _stage, reason, actor ?? _input.Actor));
+        _stage = Stage.Rejected;
+        Publish(_status with { Stage = _stage, Reason = reason });
         return new LifecycleOutcome("rejected", _stage, reason);
     }
 
-    /// <summary>Takes the candidate off traffic and ends <c>rolled_back</c>; before any traffic, <c>rejected</c>.</summary>
+    /// <summary>
+    /// Takes the candidate off traffic and ends <c>rolled_back</c>; before any traffic,
+    /// <c>rejected</c> (the activity decides by the stored stage, so a stage this run could not
+    /// confirm is stopped correctly too). Then confirms the change reached every live replica.
+    /// </summary>
     private async Task<LifecycleOutcome> RollBackAsync(string reason, string actor)
     {
-        if (_stage is Stage.Registered or Stage.Validating or Stage.Evaluating)
-        {
-            return await RejectAsync(reason, actor);
-        }
-        await CallAsync<TransitionResult>(LifecycleNames.Rollback, new RollbackInput(_input.Model, _input.Version, reason, actor));
-        _stage = Stage.RolledBack;
+        var stopped = await CallEndingAsync<RollbackResult>(LifecycleNames.Rollback, new RollbackInput(_input.Model, _input.Version, reason, actor));
+        _stage = stopped.Stage;
         Publish(_status with { Stage = _stage, Reason = reason, WeightBp = 0, ShadowFractionBp = 0 });
+        if (_stage == Stage.Rejected)
+        {
+            return new LifecycleOutcome("rejected", _stage, reason);
+        }
+        await ConfirmTrafficOffAsync(stopped.Generation);
         await ReportAsync("rolled_back", reason);
         return new LifecycleOutcome("rolled_back", _stage, reason);
+    }
+
+    /// <summary>
+    /// Fast rollback, confirmed: how long after the rollback's route write every live replica
+    /// reported its generation (each applies it at its next poll), bounded by
+    /// <c>heartbeat_max_age_s</c>; recorded in the report. Best effort: the rollback stands either way.
+    /// </summary>
+    private async Task ConfirmTrafficOffAsync(long generation)
+    {
+        var written = _context.CurrentUtcDateTime;
+        var timeout = written.AddSeconds(_policy.HeartbeatMaxAgeS);
+        var poll = Math.Min(_policy.WarmupPollS, 0.25);
+        try
+        {
+            RoutesAppliedResult applied;
+            do
+            {
+                applied = await CallAsync<RoutesAppliedResult>(
+                    LifecycleNames.RoutesApplied, new RoutesAppliedInput(_input.Model, generation, _policy.HeartbeatMaxAgeS));
+                if (!applied.Applied && _context.CurrentUtcDateTime < timeout)
+                {
+                    await _context.CreateTimer(Earliest(_context.CurrentUtcDateTime.AddSeconds(poll), timeout), CancellationToken.None);
+                }
+            }
+            while (!applied.Applied && _context.CurrentUtcDateTime < timeout);
+            _trafficOff = new TrafficOff(generation, (_context.CurrentUtcDateTime - written).TotalSeconds, applied.Live, applied.Lagging);
+        }
+        catch (TaskFailedException)
+        {
+            // Storage went away again: the routes are written; replicas apply them when they can read them.
+        }
     }
 
     /// <summary>Promotes, then bakes: the previous version stays loaded and a rollback reinstates it; then retires what nothing routes to.</summary>
     private async Task<LifecycleOutcome> PromoteAsync(string reason, string actor)
     {
-        var promoted = await CallAsync<PromoteResult>(LifecycleNames.Promote, new PromoteInput(_input.Model, _input.Version, _stage, reason, actor));
+        var promoted = await CallEndingAsync<PromoteResult>(LifecycleNames.Promote, new PromoteInput(_input.Model, _input.Version, _stage, reason, actor));
         _stage = Stage.Production;
+        _promotion = reason;
         Publish(_status with { Stage = _stage, WeightBp = Policy.BasisPoints, ShadowFractionBp = 0, Reason = reason, WaitingFor = null });
         await ReportAsync("promoted", reason);
         if (promoted.Previous is { } previous)
         {
             _phase = LifecyclePhase.Baking;
+            if (!_context.IsReplaying)
+            {
+                Failpoints.Hit(Failpoints.DuringBake);
+            }
             var deadline = _context.CurrentUtcDateTime.AddSeconds(_policy.BakeS);
             while (await WaitUntilAsync(deadline, $"bake: rollback reinstates {previous}") is { } command)
             {
@@ -494,7 +654,15 @@ internal sealed class LifecycleRun
                 Publish(_status with { LastCommand = command });
             }
             Publish(_status with { WaitingFor = null });
-            await CallAsync<RetireResult>(LifecycleNames.Retire, new RetireInput(_input.Model));
+            try
+            {
+                await CallAsync<RetireResult>(LifecycleNames.Retire, new RetireInput(_input.Model));
+            }
+            catch (TaskFailedException error)
+            {
+                // Retiring only reports what may be unloaded: the promotion stands.
+                Publish(_status with { Reason = $"{reason}; retiring superseded versions failed: {FailureMessage(error)}" });
+            }
         }
         return new LifecycleOutcome("production", _stage, reason);
     }
@@ -502,11 +670,33 @@ internal sealed class LifecycleRun
     private async Task<LifecycleOutcome> ReinstateAsync(string previous, OperatorCommand command)
     {
         var why = $"rolled back after promotion by operator {command.Actor}: {command.ReasonOrDefault}";
-        await CallAsync<ReinstateResult>(LifecycleNames.Reinstate, new ReinstateInput(_input.Model, _input.Version, previous, why, command.Actor));
+        await CallEndingAsync<ReinstateResult>(LifecycleNames.Reinstate, new ReinstateInput(_input.Model, _input.Version, previous, why, command.Actor));
         _stage = Stage.RolledBack;
         Publish(_status with { Stage = _stage, Reason = why, WeightBp = 0, WaitingFor = null, LastCommand = command });
         await ReportAsync("rolled_back", why); // the report said "promoted"
         return new LifecycleOutcome("rolled_back", _stage, why);
+    }
+
+    /// <summary>
+    /// Storage stayed unreachable after an activity's retries: the run ends in a defined stage.
+    /// With traffic the candidate goes to 0 % and ends <c>rolled_back</c>, before any traffic it
+    /// ends <c>rejected</c>, each with the reason "storage unavailable …" (those writes wait for
+    /// storage to answer); after the promotion it stands; before the version was registered
+    /// nothing was written, and the run fails with the reason (the reconciler starts it again).
+    /// </summary>
+    private async Task<LifecycleOutcome> EndOnStorageFaultAsync(TaskFailedException error)
+    {
+        var during = JsonNamingPolicy.SnakeCaseLower.ConvertName(_phase.ToString());
+        var reason = $"storage unavailable during {during} ({error.TaskName}, {_policy.RetryAttempts} attempt(s)): {FailureMessage(error)}";
+        if (!_registered)
+        {
+            return new LifecycleOutcome("failed", _stage, reason);
+        }
+        if (_stage is Stage.Production or Stage.Superseded || StageMachine.IsTerminal(_stage))
+        {
+            return new LifecycleOutcome(StageNames.ToWire(_stage), _stage, _promotion is null ? reason : $"{_promotion}; then {reason}");
+        }
+        return await RollBackAsync(reason, _input.Actor);
     }
 
     /// <summary>Writes the running traffic phase's report with its own looks; nothing before traffic (the evaluation report and the audit trail say it all).</summary>
@@ -518,7 +708,16 @@ internal sealed class LifecycleRun
         }
         var stage = kind == WindowKind.Shadow ? "shadow" : "canary";
         var steps = _steps.Where(s => s.Kind == kind).ToList();
-        await CallAsync<ReportResult>(LifecycleNames.Report, new ReportInput(_input.Model, _input.Version, stage, outcome, reason, steps, _policy, _production));
+        try
+        {
+            await CallAsync<ReportResult>(
+                LifecycleNames.Report, new ReportInput(_input.Model, _input.Version, stage, outcome, reason, steps, _policy, _production) { TrafficOff = _trafficOff });
+        }
+        catch (TaskFailedException error)
+        {
+            // A report is a record of what happened, not part of the state: the outcome stands without it.
+            Publish(_status with { Reason = $"{reason}; the {stage} report could not be written: {FailureMessage(error)}" });
+        }
     }
 
     // -- commands, waits, plumbing -----------------------------------------------------------------
@@ -592,16 +791,28 @@ internal sealed class LifecycleRun
         return new OperatorCommand(OperatorCommand.ParseAction(Text("action")), actor.Length > 0 ? actor : "operator", Text("reason"));
     }
 
-    /// <summary>Sets this version's candidate or shadow slot; a refused or failed change rolls back (the run never hangs on it).</summary>
-    private async Task<LifecycleOutcome?> RouteAsync(string why, string? candidate = null, int candidateWeightBp = 0, string? shadow = null, int shadowFractionBp = 0)
+    /// <summary>
+    /// Sets this version's candidate or shadow slot and remembers the routes' generation; a
+    /// refused or failed change rolls back (the run never hangs on it), storage unreachable ends
+    /// the run (<see cref="EndOnStorageFaultAsync"/>).
+    /// </summary>
+    private async Task<LifecycleOutcome?> RouteAsync(StepRoutes routes, bool newGeneration = false)
     {
         string? refusal;
         try
         {
-            refusal = (await CallAsync<SetTrafficResult>(LifecycleNames.SetTraffic, new SetTrafficInput(
-                _input.Model, _input.Version, candidate, candidateWeightBp, shadow, shadowFractionBp, why, _input.Actor))).Refusal;
+            var set = await CallAsync<SetTrafficResult>(LifecycleNames.SetTraffic, new SetTrafficInput(
+                _input.Model, _input.Version, routes.Candidate, routes.CandidateWeightBp, routes.Shadow, routes.ShadowFractionBp, routes.Why, _input.Actor)
+            {
+                NewGeneration = newGeneration,
+            });
+            refusal = set.Refusal;
+            if (refusal is null)
+            {
+                _generation = set.Generation;
+            }
         }
-        catch (TaskFailedException error)
+        catch (TaskFailedException error) when (!ActivityFaults.IsStorageFault(error.FailureDetails))
         {
             refusal = FailureMessage(error);
         }
@@ -618,6 +829,33 @@ internal sealed class LifecycleRun
     }
 
     private Task<T> CallAsync<T>(string activity, object input) => _context.CallActivityAsync<T>(activity, input, _retry);
+
+    /// <summary>
+    /// An ending write: it must land, so while storage is unreachable it is retried with backoff
+    /// on the orchestration clock (a durable timer per try, from <c>retry_interval_s</c> doubling
+    /// to at most 30 s) for up to <see cref="EndingRetryTimeout"/>; any other fault gets the
+    /// policy's usual retries.
+    /// </summary>
+    private async Task<T> CallEndingAsync<T>(string activity, object input)
+    {
+        var deadline = _context.CurrentUtcDateTime + EndingRetryTimeout;
+        var delay = TimeSpan.FromSeconds(_policy.RetryIntervalS);
+        var maxDelay = TimeSpan.FromSeconds(Math.Clamp(_policy.RetryIntervalS * 8, 1, 30));
+        while (_context.CurrentUtcDateTime < deadline)
+        {
+            try
+            {
+                return await CallAsync<T>(activity, input);
+            }
+            catch (TaskFailedException error) when (ActivityFaults.IsStorageFault(error.FailureDetails))
+            {
+                Publish(_status with { WaitingFor = $"storage, to write {activity} ({FailureMessage(error)})" });
+                await _context.CreateTimer(delay, CancellationToken.None);
+                delay = delay * 2 < maxDelay ? delay * 2 : maxDelay;
+            }
+        }
+        return await CallAsync<T>(activity, input); // the last try: its failure fails the run, and the reconciler finishes the write
+    }
 
     private void Publish(LifecycleStatus status)
     {

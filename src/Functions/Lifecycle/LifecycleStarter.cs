@@ -3,6 +3,7 @@ using Lepton.Shared;
 using Lepton.Shared.Lifecycle;
 using Lepton.Shared.Models;
 using Lepton.Shared.Registry;
+using Lepton.Shared.Rollout;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Logging;
@@ -11,6 +12,9 @@ namespace Lepton.Functions.Lifecycle;
 
 /// <summary>Whether a start found the upload's lifecycle already there.</summary>
 public sealed record StartedLifecycle(string InstanceId, bool Started);
+
+/// <summary>What the reconciler did at start: the inconsistencies it repaired (per model) and the lifecycles it resumed.</summary>
+public sealed record Reconciliation(IReadOnlyDictionary<string, IReadOnlyList<Repair>> Repairs, IReadOnlyList<string> Resumed);
 
 /// <summary>The runtime state of a lifecycle orchestration, as the version detail route shows it.</summary>
 public sealed record LifecycleInstance(
@@ -34,7 +38,7 @@ public sealed record LifecycleInstance(
 /// (running, or finished) starts nothing, so a duplicate blob event or a repeated HTTP start never
 /// runs a second lifecycle. Only a failed or terminated instance is started again.
 /// </summary>
-public sealed class LifecycleStarter(ModelStore store, ModelRegistry registry, ILogger<LifecycleStarter> logger)
+public sealed class LifecycleStarter(ModelStore store, ModelRegistry registry, RolloutRepair repair, ILogger<LifecycleStarter> logger)
 {
     /// <summary>Statuses after which the same instance id may run again (e.g. after a host crash).</summary>
     private static readonly OrchestrationRuntimeStatus[] Kept =
@@ -96,18 +100,40 @@ public sealed class LifecycleStarter(ModelStore store, ModelRegistry registry, I
         return started;
     }
 
+    /// <summary>The restart reconciler's resumptions (after its repairs): see <see cref="ReconcileAsync"/>.</summary>
+    public async Task<IReadOnlyList<string>> ResumeActiveAsync(DurableTaskClient client, CancellationToken cancellationToken = default) =>
+        (await ReconcileAsync(client, cancellationToken)).Resumed;
+
     /// <summary>
-    /// The restart reconciler: every version in a non-terminal stage whose orchestration is missing
-    /// or failed (an in-memory backend forgets everything on restart) gets its lifecycle started
-    /// again with the overrides its run was started with, and the orchestrator picks up from the
-    /// version's stored stage.
+    /// The restart reconciler. First, for every model none of whose lifecycles is running, it
+    /// repairs what a crash left half-written (<see cref="RolloutRepair"/>: a promotion between
+    /// its stage and route writes, a rollback between its stage and route writes, a lost audit
+    /// event; each repair recorded in the audit log). Then every version in a non-terminal stage
+    /// whose orchestration is missing or failed (an in-memory backend forgets everything on
+    /// restart) gets its lifecycle started again with the overrides its run was started with, and
+    /// the orchestrator picks up from the version's stored stage.
     /// </summary>
-    public async Task<IReadOnlyList<string>> ResumeActiveAsync(DurableTaskClient client, CancellationToken cancellationToken = default)
+    public async Task<Reconciliation> ReconcileAsync(DurableTaskClient client, CancellationToken cancellationToken = default)
     {
+        var repairs = new Dictionary<string, IReadOnlyList<Repair>>(StringComparer.Ordinal);
         var resumed = new List<string>();
         foreach (var model in await registry.ListModelsAsync(cancellationToken))
         {
-            foreach (var record in await registry.ListVersionsAsync(model, cancellationToken))
+            var versions = await registry.ListVersionsAsync(model, cancellationToken);
+            if (!await AnyRunningAsync(client, versions, cancellationToken))
+            {
+                var repaired = await repair.RepairAsync(model, cancellationToken);
+                if (repaired.Count > 0)
+                {
+                    repairs[model] = repaired;
+                    foreach (var r in repaired)
+                    {
+                        Log.Repaired(logger, model, r.Version, r.ToString());
+                    }
+                    versions = await registry.ListVersionsAsync(model, cancellationToken);
+                }
+            }
+            foreach (var record in versions)
             {
                 if (!StageMachine.ActiveStages.Contains(record.Stage))
                 {
@@ -120,7 +146,21 @@ public sealed class LifecycleStarter(ModelStore store, ModelRegistry registry, I
                 }
             }
         }
-        return resumed;
+        return new Reconciliation(repairs, resumed);
+    }
+
+    private static async Task<bool> AnyRunningAsync(DurableTaskClient client, IReadOnlyList<ModelVersion> versions, CancellationToken cancellationToken)
+    {
+        foreach (var version in versions)
+        {
+            if (version.InstanceId is { } id
+                && await client.GetInstanceAsync(id, getInputsAndOutputs: false, cancellationToken) is { } instance
+                && instance.RuntimeStatus is OrchestrationRuntimeStatus.Running or OrchestrationRuntimeStatus.Pending or OrchestrationRuntimeStatus.Suspended)
+            {
+                return true; // its own writes (retried, idempotent) finish the job; repairing now would race them
+            }
+        }
+        return false;
     }
 
     /// <summary>The lifecycle instance's state, or <c>null</c> when there is none.</summary>
@@ -163,6 +203,9 @@ internal static partial class Log
 {
     [LoggerMessage(Level = LogLevel.Information, Message = "Started lifecycle {InstanceId} ({Actor})")]
     public static partial void Started(ILogger logger, string instanceId, string actor);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reconciler repaired {Model} {Version}: {Repair}")]
+    public static partial void Repaired(ILogger logger, string model, string version, string repair);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ignoring blob {Blob}: {Reason}")]
     public static partial void IgnoredBlob(ILogger logger, string blob, string reason);

@@ -60,7 +60,9 @@ public sealed partial class InferenceDataPlane(
     public async ValueTask<InferOutcome> InferAsync(string model, string? version, InferRequest request, string? stickyKey)
     {
         var started = time.GetTimestamp();
-        var served = await ResolveAsync(model, version, stickyKey);
+        // The generation of the routes this request is counted under: the table that routed it, or
+        // (pinned) the table in force, so the lifecycle can tell traffic of one step from the next.
+        var (served, generation) = await ResolveAsync(model, version, stickyKey);
         var routed = version is null;
         BatchItem item;
         try
@@ -81,13 +83,13 @@ public sealed partial class InferenceDataPlane(
         }
         catch (Exception error)
         {
-            CountFailure(served, routed, started);
+            CountFailure(served, generation, routed, started);
             served.Return();
             throw Tag(error as LeptonException ?? new InferenceFailedException($"{model} {served.Version}: inference failed: {error.Message}"), served.Version);
         }
         var latency = time.GetElapsedTime(started);
         var bad = result.Nonfinite && options.NonfiniteIsError;
-        rollups.Record(model, served.Version, routed, bad, result.Nonfinite, item.Rows, latency.TotalMilliseconds, result.ComputeMs, result.Outputs[served.Onnx.ScoreOutput]);
+        rollups.Record(model, served.Version, generation, routed, bad, result.Nonfinite, item.Rows, latency.TotalMilliseconds, result.ComputeMs, result.Outputs[served.Onnx.ScoreOutput]);
         served.Metrics.Request(result.Nonfinite ? Outcome.Nonfinite : Outcome.Ok, latency.TotalSeconds);
         if (bad)
         {
@@ -100,11 +102,13 @@ public sealed partial class InferenceDataPlane(
         }
         served.Statistics.Succeeded(latency, item.Rows, time.GetUtcNow().ToUnixTimeMilliseconds());
         string? shadow = null;
+        var shadowGeneration = generation;
         if (routed && state.Table(model) is { Shadow: not null } table)
         {
             shadow = table.Mirrors(Random.Shared.Next(StickyBucket.Buckets), served.Version);
+            shadowGeneration = table.Generation;
         }
-        return new InferOutcome(this, served, result, request, shadow, latency.TotalMilliseconds);
+        return new InferOutcome(this, served, result, request, shadow, shadowGeneration, latency.TotalMilliseconds);
     }
 
     private static Exception Tag(Exception error, string version)
@@ -113,16 +117,16 @@ public sealed partial class InferenceDataPlane(
         return error;
     }
 
-    private void CountFailure(ServedVersion served, bool routed, long started)
+    private void CountFailure(ServedVersion served, long generation, bool routed, long started)
     {
         var latency = time.GetElapsedTime(started);
-        rollups.Record(served.Model, served.Version, routed, error: true, nonfinite: false, rows: 0, latency.TotalMilliseconds, 0, null);
+        rollups.Record(served.Model, served.Version, generation, routed, error: true, nonfinite: false, rows: 0, latency.TotalMilliseconds, 0, null);
         served.Metrics.Request(Outcome.Error, latency.TotalSeconds);
         served.Statistics.Failed(latency);
     }
 
-    /// <summary>The ready version that serves this request, leased; 404/409/503 saying why not.</summary>
-    private async ValueTask<ServedVersion> ResolveAsync(string model, string? version, string? stickyKey)
+    /// <summary>The ready version that serves this request, leased, and the route generation it counts under; 404/409/503 saying why not.</summary>
+    private async ValueTask<(ServedVersion Served, long Generation)> ResolveAsync(string model, string? version, string? stickyKey)
     {
         if (version is null)
         {
@@ -135,7 +139,7 @@ public sealed partial class InferenceDataPlane(
                 var chosen = table.Pick(bucket) ?? throw new NotReadyException($"model '{model}' has no ready version yet; retry shortly", TimeSpan.FromSeconds(1));
                 if (pool.GetReady(model, chosen) is { } routed && routed.TryLease())
                 {
-                    return routed;
+                    return (routed, table.Generation);
                 }
             }
             throw new NotReadyException($"model '{model}' is switching versions; retry shortly", TimeSpan.FromSeconds(1));
@@ -150,7 +154,7 @@ public sealed partial class InferenceDataPlane(
         }
         if (pool.GetReady(model, version) is { } pinned && pinned.TryLease())
         {
-            return pinned;
+            return (pinned, state.Table(model)?.Generation ?? 0);
         }
         throw await NotReadyErrorAsync(model, version);
     }
@@ -229,7 +233,7 @@ public sealed partial class InferenceDataPlane(
 
     // -- shadow -----------------------------------------------------------------------------------
 
-    internal void StartShadow(string model, string shadowVersion, InferRequest request, double[] productionTop1, double productionMs)
+    internal void StartShadow(string model, string shadowVersion, long generation, InferRequest request, double[] productionTop1, double productionMs)
     {
         if (Interlocked.Increment(ref _shadowsInFlight) > options.MaxShadowInFlight)
         {
@@ -243,7 +247,7 @@ public sealed partial class InferenceDataPlane(
         {
             try
             {
-                await RunShadowAsync(model, shadowVersion, request, productionTop1, productionMs);
+                await RunShadowAsync(model, shadowVersion, generation, request, productionTop1, productionMs);
             }
             catch (Exception error)
             {
@@ -257,7 +261,7 @@ public sealed partial class InferenceDataPlane(
         });
     }
 
-    private async Task RunShadowAsync(string model, string version, InferRequest request, double[] productionTop1, double productionMs)
+    private async Task RunShadowAsync(string model, string version, long generation, InferRequest request, double[] productionTop1, double productionMs)
     {
         var started = time.GetTimestamp();
         if (pool.GetReady(model, version) is not { } served || !served.TryLease())
@@ -275,17 +279,17 @@ public sealed partial class InferenceDataPlane(
             }
             catch (Exception)
             {
-                CountFailure(served, routed: false, started);
+                CountFailure(served, generation, routed: false, started);
                 return;
             }
             using (result)
             {
                 var latency = time.GetElapsedTime(started);
                 var bad = result.Nonfinite && options.NonfiniteIsError;
-                rollups.Record(model, version, routed: false, bad, result.Nonfinite, item.Rows, latency.TotalMilliseconds, result.ComputeMs, result.Outputs[served.Onnx.ScoreOutput]);
+                rollups.Record(model, version, generation, routed: false, bad, result.Nonfinite, item.Rows, latency.TotalMilliseconds, result.ComputeMs, result.Outputs[served.Onnx.ScoreOutput]);
                 served.Metrics.Request(result.Nonfinite ? Outcome.Nonfinite : Outcome.Ok, latency.TotalSeconds);
                 var top1 = Scores.Top1(result.Outputs[served.Onnx.ScoreOutput]);
-                rollups.RecordShadowPair(model, version, flipped: !top1.AsSpan().SequenceEqual(productionTop1), latency.TotalMilliseconds - productionMs);
+                rollups.RecordShadowPair(model, version, generation, flipped: !top1.AsSpan().SequenceEqual(productionTop1), latency.TotalMilliseconds - productionMs);
             }
         }
         finally
@@ -306,11 +310,13 @@ public sealed class InferOutcome : IDisposable
     private readonly ServedVersion _served;
     private readonly InferRequest _request;
     private readonly string? _shadow;
+    private readonly long _shadowGeneration;
     private readonly double _latencyMs;
     private int _disposed;
 
-    internal InferOutcome(InferenceDataPlane owner, ServedVersion served, ItemResult result, InferRequest request, string? shadow, double latencyMs)
+    internal InferOutcome(InferenceDataPlane owner, ServedVersion served, ItemResult result, InferRequest request, string? shadow, long shadowGeneration, double latencyMs)
     {
+        _shadowGeneration = shadowGeneration;
         _owner = owner;
         _served = served;
         Result = result;
@@ -338,7 +344,7 @@ public sealed class InferOutcome : IDisposable
         if (_shadow is not null)
         {
             var top1 = Scores.Top1(Result.Outputs[_served.Onnx.ScoreOutput]);
-            _owner.StartShadow(_served.Model, _shadow, _request, top1, _latencyMs);
+            _owner.StartShadow(_served.Model, _shadow, _shadowGeneration, _request, top1, _latencyMs);
         }
         else
         {

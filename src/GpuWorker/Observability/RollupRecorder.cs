@@ -11,10 +11,13 @@ namespace Lepton.GpuWorker.Observability;
 /// flusher takes immutable <see cref="WindowRollup"/> snapshots of the windows that changed and
 /// upserts them. Windows are aligned to multiples of the window length in unix seconds; each upsert
 /// carries the window's running total, so a repeated or late write is harmless (last write wins).
+/// Requests are kept apart by the route generation they were routed under, so a window in which the
+/// routes changed yields one rollup per generation and the lifecycle judges a canary step on exactly
+/// the traffic its weights routed.
 /// </summary>
 public sealed class RollupRecorder(string replica, int windowSeconds, TimeProvider time, Random? random = null)
 {
-    private readonly ConcurrentDictionary<(string Model, string Version, long Window), Accumulator> _windows = new();
+    private readonly ConcurrentDictionary<(string Model, string Version, long Window, long Generation), Accumulator> _windows = new();
     private readonly Random _random = random ?? Random.Shared;
 
     public string Replica => replica;
@@ -27,13 +30,14 @@ public sealed class RollupRecorder(string replica, int windowSeconds, TimeProvid
         return now - (now % windowSeconds);
     }
 
-    private Accumulator For(string model, string version) =>
-        _windows.GetOrAdd((model, version, CurrentWindow()), static _ => new Accumulator());
+    private Accumulator For(string model, string version, long routeGeneration) =>
+        _windows.GetOrAdd((model, version, CurrentWindow(), routeGeneration), static _ => new Accumulator());
 
-    /// <summary>One request this version answered (routed, pinned or shadow).</summary>
+    /// <summary>One request this version answered (routed, pinned or shadow) under routes of <paramref name="routeGeneration"/>.</summary>
     public void Record(
         string model,
         string version,
+        long routeGeneration,
         bool routed,
         bool error,
         bool nonfinite,
@@ -42,7 +46,7 @@ public sealed class RollupRecorder(string replica, int windowSeconds, TimeProvid
         double computeMs,
         TensorData? scoreOutput)
     {
-        var acc = For(model, version);
+        var acc = For(model, version, routeGeneration);
         lock (acc)
         {
             acc.Requests++;
@@ -62,9 +66,9 @@ public sealed class RollupRecorder(string replica, int windowSeconds, TimeProvid
     }
 
     /// <summary>A shadow response compared with production's on the same request.</summary>
-    public void RecordShadowPair(string model, string shadowVersion, bool flipped, double latencyDiffMs)
+    public void RecordShadowPair(string model, string shadowVersion, long routeGeneration, bool flipped, double latencyDiffMs)
     {
-        var acc = For(model, shadowVersion);
+        var acc = For(model, shadowVersion, routeGeneration);
         lock (acc)
         {
             acc.ShadowPairs++;
@@ -98,7 +102,7 @@ public sealed class RollupRecorder(string replica, int windowSeconds, TimeProvid
             {
                 if (acc.Dirty)
                 {
-                    rollups.Add(Snapshot(key.Model, key.Version, key.Window, acc));
+                    rollups.Add(Snapshot(key, acc));
                     acc.Dirty = false;
                     continue;
                 }
@@ -144,7 +148,7 @@ public sealed class RollupRecorder(string replica, int windowSeconds, TimeProvid
     {
         foreach (var rollup in unwritten)
         {
-            if (_windows.TryGetValue((rollup.Model, rollup.Version, rollup.WindowStart), out var acc))
+            if (_windows.TryGetValue((rollup.Model, rollup.Version, rollup.WindowStart, rollup.RouteGeneration), out var acc))
             {
                 lock (acc)
                 {
@@ -154,12 +158,13 @@ public sealed class RollupRecorder(string replica, int windowSeconds, TimeProvid
         }
     }
 
-    private WindowRollup Snapshot(string model, string version, long start, Accumulator acc) => new()
+    private WindowRollup Snapshot((string Model, string Version, long Window, long Generation) key, Accumulator acc) => new()
     {
-        Model = model,
-        Version = version,
+        Model = key.Model,
+        Version = key.Version,
         Replica = replica,
-        WindowStart = start,
+        WindowStart = key.Window,
+        RouteGeneration = key.Generation,
         WindowSeconds = windowSeconds,
         Requests = acc.Requests,
         RoutedRequests = acc.RoutedRequests,

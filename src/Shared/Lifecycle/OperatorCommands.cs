@@ -133,4 +133,58 @@ public static class OperatorCommands
     /// <summary>What <paramref name="action"/> does in <paramref name="phase"/>; <see cref="CommandEffect.Ignore"/> where the table has no entry.</summary>
     public static CommandEffect EffectOf(LifecyclePhase phase, OperatorAction action) =>
         Table.TryGetValue((phase, action), out var effect) ? effect : CommandEffect.Ignore;
+
+    /// <summary>
+    /// Whether <paramref name="action"/> decides the rollout's fate in <paramref name="phase"/>
+    /// (promote, roll back, reject, reinstate): of two such commands racing in one stage only one
+    /// is accepted (the control API claims it on the version row first). In a phase that does not
+    /// wait (validating, evaluating, moving traffic) the command is read at the next wait, where
+    /// promote, rollback and abort decide.
+    /// </summary>
+    public static bool Decides(LifecyclePhase phase, OperatorAction action)
+    {
+        if (!WaitingPhases.Contains(phase))
+        {
+            return action is OperatorAction.Promote or OperatorAction.Rollback or OperatorAction.Abort;
+        }
+        return EffectOf(phase, action) is not (CommandEffect.Ignore or CommandEffect.Proceed);
+    }
+
+    /// <summary>
+    /// The table as Markdown, one row per waiting phase (the README shows exactly this; a test
+    /// keeps the two the same).
+    /// </summary>
+    public static string Markdown()
+    {
+        static string Cell(CommandEffect effect) => effect switch
+        {
+            CommandEffect.Ignore => "ignored",
+            CommandEffect.Proceed => "proceeds",
+            CommandEffect.PromoteNow => "promotes now",
+            CommandEffect.PromoteWhenSlotFree => "promotes once the slot is free",
+            CommandEffect.Reject => "ends `rejected`",
+            CommandEffect.RollBack => "ends `rolled_back` (candidate to 0 %)",
+            CommandEffect.Reinstate => "reinstates the previous version; ends `rolled_back`",
+            _ => effect.ToString(),
+        };
+        static string Phase(LifecyclePhase phase) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(phase.ToString());
+        var text = new System.Text.StringBuilder("| phase | approve | promote | rollback | abort |\n|---|---|---|---|---|\n");
+        foreach (var row in Rows)
+        {
+            text.Append(System.Globalization.CultureInfo.InvariantCulture, $"| `{Phase(row.Phase)}` | {Cell(row.Approve)} | {Cell(row.Promote)} | {Cell(row.Rollback)} | {Cell(row.Abort)} |\n");
+        }
+        return text.ToString();
+    }
+
+    /// <summary>Whether two decisive commands mean the same thing (a repeat is accepted once, not refused).</summary>
+    public static bool SameDecision(OperatorAction a, OperatorAction b) =>
+        a == b || (a is (OperatorAction.Rollback or OperatorAction.Abort) && b is (OperatorAction.Rollback or OperatorAction.Abort));
+
+    /// <summary>The stage a decisive command leads to from <paramref name="stage"/>, for the answer a losing command gets.</summary>
+    public static Stage Outcome(OperatorAction action, Stage stage) => action switch
+    {
+        OperatorAction.Promote => Stage.Production,
+        _ when stage is Stage.Registered or Stage.Validating or Stage.Evaluating => Stage.Rejected,
+        _ => Stage.RolledBack,
+    };
 }

@@ -34,6 +34,12 @@ public enum BaselineSource
 public sealed record BaselineRange(long Start, long End, BaselineSource Source, string Description)
 {
     /// <summary>
+    /// The route generations whose rows count: the earlier steps' own (exact), or every one before
+    /// the step's (before the switch); <c>null</c> = any (rows of the time range).
+    /// </summary>
+    public GenerationSelection? Generations { get; init; }
+
+    /// <summary>
     /// After earlier steps: all of production's traffic since the first step began (the most
     /// evidence this rollout has, each of those steps passed with at least <c>min_requests</c>
     /// production requests). With none: the whole warm-up at 0 % and at least a window's length
@@ -58,8 +64,10 @@ public sealed record BaselineRange(long Start, long End, BaselineSource Source, 
 public sealed record BaselineUsed(long Start, long End, BaselineSource Source, string Description, long Requests);
 
 /// <summary>
-/// One look at a window: the rollups of <c>[Start, End)</c> (summed over replicas and windows by
-/// the caller) judged for <see cref="Candidate"/> against <see cref="Production"/>.
+/// One look at a step: the rollups recorded under the step's route generation
+/// (<see cref="Generation"/>; summed over replicas and windows by the caller) judged for
+/// <see cref="Candidate"/> against <see cref="Production"/>. <c>[Start, End)</c> is the step's
+/// clock: from when every live replica reported the generation to the look.
 /// </summary>
 public sealed record WindowRequest(
     string Model,
@@ -71,7 +79,20 @@ public sealed record WindowRequest(
     bool FinalStep,
     WindowKind Kind,
     Policy Policy,
-    BaselineRange? Baseline);
+    BaselineRange? Baseline)
+{
+    /// <summary>
+    /// The generation of the step's routes: only rows recorded under it are the step's evidence,
+    /// read from windows starting up to <see cref="WindowRollup.MaxWindowSeconds"/> before
+    /// <see cref="Start"/> (a window straddling the change). 0: rows of <c>[Start, End)</c>, any generation.
+    /// </summary>
+    public long Generation { get; init; }
+
+    /// <summary>The rows to read for the step's evidence.</summary>
+    public (long Start, long End, GenerationSelection? Generations) Evidence() => Generation > 0
+        ? (Start - WindowRollup.MaxWindowSeconds, End, GenerationSelection.Of(Generation))
+        : (Start, End, null);
+}
 
 /// <summary>A look's verdict, the sentence a user reads, the statistics behind it and both versions' numbers.</summary>
 public sealed record WindowJudgement(
@@ -81,7 +102,14 @@ public sealed record WindowJudgement(
     WindowSummary Candidate,
     WindowSummary Production,
     CompositeComparison? Composite,
-    BaselineUsed Baseline);
+    BaselineUsed Baseline)
+{
+    /// <summary>Why the evidence was incomplete (a live replica's rollups missing or late); empty when it was complete.</summary>
+    public IReadOnlyList<string> Gaps { get; init; } = [];
+
+    /// <summary>When the look read the rollups (unix milliseconds, the activity's clock).</summary>
+    public long JudgedAtMs { get; init; }
+}
 
 /// <summary>One look as the reports record it.</summary>
 public sealed record StepRecord(
@@ -96,24 +124,46 @@ public sealed record StepRecord(
     BaselineUsed Baseline,
     CanaryChecks Checks)
 {
-    public static StepRecord Of(int step, int weightBp, WindowKind kind, WindowJudgement judgement) => new(
+    /// <summary>The route generation whose rows were judged (0: any).</summary>
+    public long Generation { get; init; }
+
+    /// <summary>Replicas whose rollups were missing or late at this look.</summary>
+    public IReadOnlyList<string> Gaps { get; init; } = [];
+
+    /// <summary>When the look read the rollups (unix milliseconds).</summary>
+    public long JudgedAtMs { get; init; }
+
+    public static StepRecord Of(int step, int weightBp, WindowKind kind, WindowJudgement judgement, long generation = 0) => new(
         step, weightBp, kind, judgement.Verdict, judgement.Reason, judgement.Candidate, judgement.Production,
-        judgement.Composite, judgement.Baseline, judgement.Checks);
+        judgement.Composite, judgement.Baseline, judgement.Checks)
+    {
+        Generation = generation,
+        Gaps = judgement.Gaps,
+        JudgedAtMs = judgement.JudgedAtMs,
+    };
 }
 
 /// <summary>
 /// Judges one look at a canary step or the shadow phase from rollup totals (DESIGN §5): picks the
 /// production totals (the same window, or at 100 % the baseline range when it saw traffic), runs
-/// the statistics and says in the reason which baseline it was judged on. Pure: the caller reads
-/// the totals.
+/// the statistics and says in the reason which baseline it was judged on. Evidence with gaps
+/// (<see cref="EvidenceCompleteness"/>) is never a pass: a look that would pass is
+/// <c>insufficient_evidence</c> instead. A rollback shown on the evidence there is stands (the
+/// error test is valid on any part of the traffic, and rolling back is the safe direction).
+/// Pure: the caller reads the totals.
 /// </summary>
 public static class WindowJudging
 {
     /// <summary>Judges <paramref name="request"/> on the totals per version over its window (<paramref name="window"/>) and its baseline range (<paramref name="baseline"/>, when it has one).</summary>
+    /// <param name="request">The look.</param>
+    /// <param name="window">The step's totals per version.</param>
+    /// <param name="baseline">Production's totals over the baseline range, when the request has one.</param>
+    /// <param name="gaps">Why the evidence is incomplete (missing or late rollups); none when complete.</param>
     public static WindowJudgement Judge(
         WindowRequest request,
         IReadOnlyDictionary<string, WindowRollup> window,
-        IReadOnlyDictionary<string, WindowRollup>? baseline)
+        IReadOnlyDictionary<string, WindowRollup>? baseline,
+        IReadOnlyList<string>? gaps = null)
     {
         var weights = request.Policy.CompositeWeights;
         var candidate = window.GetValueOrDefault(request.Candidate);
@@ -148,7 +198,20 @@ public static class WindowJudging
         // One source for the report's scores: the decision's own, computed with the policy's
         // weights (a decision that stopped before computing them gets them here).
         var composite = decision.Checks.Composite ?? (candidate is null ? null : CompositeComparison.Of(candidate, judged, weights));
-        return new WindowJudgement(decision.Verdict, decision.Reason, decision.Checks, WindowSummary.Of(candidate), WindowSummary.Of(judged), composite, used);
+        if (gaps is { Count: > 0 })
+        {
+            var incomplete = $"evidence incomplete: {string.Join("; ", gaps)}";
+            decision = decision.Verdict switch
+            {
+                Verdict.Continue or Verdict.Promote => decision with { Verdict = Verdict.InsufficientEvidence, Reason = $"{incomplete}; the step extends (it would have passed: {decision.Reason})" },
+                Verdict.InsufficientEvidence => decision with { Reason = $"{decision.Reason}; {incomplete}" },
+                _ => decision,
+            };
+        }
+        return new WindowJudgement(decision.Verdict, decision.Reason, decision.Checks, WindowSummary.Of(candidate), WindowSummary.Of(judged), composite, used)
+        {
+            Gaps = gaps ?? [],
+        };
     }
 
     private static string SameWindow(bool baselineAsked, WindowRollup? production)

@@ -4,11 +4,33 @@ using Lepton.Shared.Storage;
 
 namespace Lepton.Shared.Metrics;
 
+/// <summary>Which route generations a read of rollups keeps: the listed ones, or every one below a generation.</summary>
+public sealed record GenerationSelection
+{
+    public IReadOnlyList<long> Only { get; init; } = [];
+
+    public long? Below { get; init; }
+
+    /// <summary>Rows recorded under exactly these generations (a step's own traffic).</summary>
+    public static GenerationSelection Of(params IReadOnlyList<long> generations) => new() { Only = generations };
+
+    /// <summary>Rows recorded under any generation before <paramref name="generation"/> (traffic before a switch).</summary>
+    public static GenerationSelection Before(long generation) => new() { Below = generation };
+
+    public bool Includes(long generation) => Only.Count > 0 ? Only.Contains(generation) : Below is not { } below || generation < below;
+
+    /// <summary>The server-side filter (rows without a generation match none).</summary>
+    internal string Filter() => Only.Count > 0
+        ? "(" + string.Join(" or ", Only.Distinct().Select(g => TableClient.CreateQueryFilter($"RouteGeneration eq {g}"))) + ")"
+        : Below is { } below ? TableClient.CreateQueryFilter($"RouteGeneration lt {below}") : "";
+}
+
 /// <summary>
 /// Per-window metric rollups in the <c>metrics</c> table: one row per (model, window, version,
-/// replica), PartitionKey = model. A replica upserts its row for the current window as it
-/// accumulates (idempotent, off the request path); the lifecycle sums a window's rows across
-/// replicas; a timer deletes windows older than the retention.
+/// replica, route generation), PartitionKey = model. A replica upserts its row for the current
+/// window as it accumulates (idempotent, off the request path); the lifecycle sums the rows of a
+/// step's route generation across replicas and windows; a timer deletes windows older than the
+/// retention.
 /// </summary>
 public sealed class MetricsStore(StorageClients storage)
 {
@@ -17,8 +39,10 @@ public sealed class MetricsStore(StorageClients storage)
 
     private readonly TableClient _table = storage.Table(StorageLayout.MetricsTable);
 
+    // The window first, so time ranges are key ranges (reads and retention); the generation last,
+    // so a window in which the routes changed keeps one row per generation it served.
     private static string RowKey(WindowRollup rollup) =>
-        $"{rollup.WindowStart:D12}!{SemVer.Parse(rollup.Version).SortKey}!{rollup.Replica}";
+        $"{rollup.WindowStart:D12}!{SemVer.Parse(rollup.Version).SortKey}!{rollup.Replica}!g{rollup.RouteGeneration:D12}";
 
     /// <summary>Upserts one replica's rollup for one window (safe to repeat: the last write wins).</summary>
     public async Task WriteAsync(WindowRollup rollup, CancellationToken cancellationToken = default) =>
@@ -57,30 +81,57 @@ public sealed class MetricsStore(StorageClients storage)
             ["Version"] = rollup.Version,
             ["Replica"] = rollup.Replica,
             ["WindowStart"] = rollup.WindowStart,
+            ["RouteGeneration"] = rollup.RouteGeneration,
             ["Data"] = LeptonJson.Serialize(rollup),
         };
     }
 
-    /// <summary>Every row of <paramref name="model"/> whose window starts in [<paramref name="start"/>, <paramref name="end"/>) (unix seconds).</summary>
-    public async Task<IReadOnlyList<WindowRollup>> ReadAsync(string model, long start, long end, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Every row of <paramref name="model"/> whose window starts in [<paramref name="start"/>,
+    /// <paramref name="end"/>) (unix seconds), only those of <paramref name="generations"/> when given.
+    /// </summary>
+    public async Task<IReadOnlyList<WindowRollup>> ReadAsync(
+        string model, long start, long end, GenerationSelection? generations, CancellationToken cancellationToken = default) =>
+        (await ReadStoredAsync(model, start, end, generations, cancellationToken)).Select(r => r.Rollup).ToList();
+
+    /// <summary>Every row of <paramref name="model"/> whose window starts in [<paramref name="start"/>, <paramref name="end"/>), any generation.</summary>
+    public Task<IReadOnlyList<WindowRollup>> ReadAsync(string model, long start, long end, CancellationToken cancellationToken = default) =>
+        ReadAsync(model, start, end, null, cancellationToken);
+
+    /// <summary>Like <see cref="ReadAsync(string, long, long, GenerationSelection?, CancellationToken)"/>, with the time each row was last written (the server's timestamp).</summary>
+    public async Task<IReadOnlyList<StoredRollup>> ReadStoredAsync(
+        string model, long start, long end, GenerationSelection? generations, CancellationToken cancellationToken = default)
     {
         ModelName.Validate(model);
         var low = start.ToString("D12", System.Globalization.CultureInfo.InvariantCulture);
         var high = end.ToString("D12", System.Globalization.CultureInfo.InvariantCulture);
         var filter = TableClient.CreateQueryFilter($"PartitionKey eq {model} and RowKey ge {low} and RowKey lt {high}");
-        var rows = new List<WindowRollup>();
+        if (generations?.Filter() is { Length: > 0 } only)
+        {
+            filter = $"{filter} and {only}";
+        }
+        var rows = new List<StoredRollup>();
         await foreach (var entity in _table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
         {
-            rows.Add(LeptonJson.Deserialize<WindowRollup>(entity.GetString("Data")));
+            rows.Add(new StoredRollup(LeptonJson.Deserialize<WindowRollup>(entity.GetString("Data")), entity.Timestamp ?? DateTimeOffset.MinValue));
         }
         return rows;
     }
 
-    /// <summary>Rollups of [<paramref name="start"/>, <paramref name="end"/>) summed over replicas and windows, per version.</summary>
-    public async Task<IReadOnlyDictionary<string, WindowRollup>> TotalsAsync(string model, long start, long end, CancellationToken cancellationToken = default)
+    /// <summary>Rollups of [<paramref name="start"/>, <paramref name="end"/>) (of <paramref name="generations"/> when given) summed over replicas and windows, per version.</summary>
+    public async Task<IReadOnlyDictionary<string, WindowRollup>> TotalsAsync(
+        string model, long start, long end, GenerationSelection? generations, CancellationToken cancellationToken = default) =>
+        Totals(await ReadAsync(model, start, end, generations, cancellationToken));
+
+    /// <summary>Rollups of [<paramref name="start"/>, <paramref name="end"/>), any generation, summed over replicas and windows, per version.</summary>
+    public Task<IReadOnlyDictionary<string, WindowRollup>> TotalsAsync(string model, long start, long end, CancellationToken cancellationToken = default) =>
+        TotalsAsync(model, start, end, null, cancellationToken);
+
+    /// <summary><paramref name="rows"/> summed per version.</summary>
+    public static IReadOnlyDictionary<string, WindowRollup> Totals(IEnumerable<WindowRollup> rows)
     {
         var totals = new Dictionary<string, WindowRollup>(StringComparer.Ordinal);
-        foreach (var row in await ReadAsync(model, start, end, cancellationToken))
+        foreach (var row in rows)
         {
             totals[row.Version] = totals.TryGetValue(row.Version, out var sum) ? sum.Merge(row) : row;
         }
@@ -149,3 +200,6 @@ public sealed class MetricsStore(StorageClients storage)
         return rows.Count;
     }
 }
+
+/// <summary>A rollup row and when its replica last wrote it (the table's timestamp).</summary>
+public sealed record StoredRollup(WindowRollup Rollup, DateTimeOffset Written);

@@ -41,6 +41,12 @@ public sealed record WindowRollup
     /// <summary>Bounded reservoir of paired shadow latency differences kept per window and replica.</summary>
     public const int MaxPairedSamples = 256;
 
+    /// <summary>
+    /// The longest rollup window the lifecycle reads back: a step's rows are looked up from this
+    /// long before the step's route change (a window straddling the change starts before it).
+    /// </summary>
+    public const int MaxWindowSeconds = 3600;
+
     public required string Model { get; init; }
 
     public required string Version { get; init; }
@@ -49,6 +55,14 @@ public sealed record WindowRollup
 
     /// <summary>Unix seconds, a multiple of <see cref="WindowSeconds"/>.</summary>
     public required long WindowStart { get; init; }
+
+    /// <summary>
+    /// The generation of the routes the replica applied to these requests (<c>Routes.Generation</c>):
+    /// a window in which the routes changed has one row per generation it served, so the lifecycle
+    /// judges a canary step on exactly the traffic routed under that step's weights. 0: unknown
+    /// (no routes applied yet); in a sum over generations, the sum's own generation when all agree.
+    /// </summary>
+    public long RouteGeneration { get; init; }
 
     public required int WindowSeconds { get; init; }
 
@@ -94,6 +108,7 @@ public sealed record WindowRollup
     {
         Replica = other.Replica == Replica ? Replica : "*",
         WindowStart = Math.Min(WindowStart, other.WindowStart),
+        RouteGeneration = other.RouteGeneration == RouteGeneration ? RouteGeneration : 0,
         Requests = Requests + other.Requests,
         RoutedRequests = RoutedRequests + other.RoutedRequests,
         Errors = Errors + other.Errors,

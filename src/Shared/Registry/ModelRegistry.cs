@@ -215,6 +215,7 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
             ["LastEvent"] = LeptonJson.Serialize(transition),
         };
         await ConditionalMergeAsync(current, patch, cancellationToken);
+        Failpoints.Hit(Failpoints.TransitionAfterRowWrite);
         await AppendEventAsync(model, EventKey(current.SemVer.SortKey, sequence), transition, cancellationToken);
         return await GetVersionAsync(model, version, cancellationToken);
     }
@@ -313,14 +314,22 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
     }
 
     /// <summary>Re-appends the version's last audit event if a crash lost it (idempotent insert).</summary>
-    private async Task RepairLastEventAsync(ModelVersion record, TableEntity entity, CancellationToken cancellationToken)
+    private async Task<bool> RepairLastEventAsync(ModelVersion record, TableEntity entity, CancellationToken cancellationToken)
     {
         var raw = entity.GetString("LastEvent");
         if (!string.IsNullOrEmpty(raw))
         {
             var last = LeptonJson.Deserialize<AuditEvent>(raw);
-            await AppendEventAsync(record.Model, EventKey(record.SemVer.SortKey, record.Sequence), last, cancellationToken);
+            return await AppendEventAsync(record.Model, EventKey(record.SemVer.SortKey, record.Sequence), last, cancellationToken);
         }
+        return false;
+    }
+
+    /// <summary>Re-appends the version's last audit event if a crash lost it; true when the log lacked it.</summary>
+    public async Task<bool> RepairVersionEventAsync(string model, string version, CancellationToken cancellationToken = default)
+    {
+        var (record, entity) = await GetWithEntityAsync(model, version, cancellationToken);
+        return await RepairLastEventAsync(record, entity, cancellationToken);
     }
 
     // -- routes -----------------------------------------------------------------------------------
@@ -399,12 +408,32 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
     /// ETag) to make the write conditional: routes written by someone else in between raise
     /// <see cref="ConcurrencyConflictException"/> and nothing is written.
     /// </summary>
-    public async Task<Routes> SetRoutesAsync(Routes routes, string actor, string reason, CancellationToken cancellationToken = default)
+    public Task<Routes> SetRoutesAsync(Routes routes, string actor, string reason, CancellationToken cancellationToken = default) =>
+        SetRoutesAsync(routes, actor, reason, null, cancellationToken);
+
+    /// <summary>Like <see cref="SetRoutesAsync(Routes, string, string, CancellationToken)"/>, with <paramref name="details"/> in the audit event.</summary>
+    public async Task<Routes> SetRoutesAsync(Routes routes, string actor, string reason, JsonObject? details, CancellationToken cancellationToken = default)
     {
         ModelName.Validate(routes.Model);
         await ValidateRoutesAsync(routes, cancellationToken);
         var previous = await GetRoutesAsync(routes.Model, cancellationToken);
+        await RepairRoutesEventAsync(previous, cancellationToken);
         var generation = previous.Generation + 1;
+        var stored = routes with { Generation = generation, ETag = "", LastEvent = null };
+        // The audit event goes on the row in the same write, then into the log under a key of the
+        // generation: a crash in between loses nothing (the next write or a repair re-appends it).
+        var change = new AuditEvent
+        {
+            Model = routes.Model,
+            Version = routes.Candidate,
+            Kind = AuditKinds.Routes,
+            Actor = actor,
+            From = LeptonJson.Serialize(previous with { LastEvent = null }),
+            To = LeptonJson.Serialize(stored),
+            Reason = reason,
+            At = time.GetUtcNow(),
+            Details = details ?? [],
+        };
         var entity = new TableEntity(routes.Model, RoutesRow)
         {
             ["Production"] = routes.Production ?? "",
@@ -414,6 +443,7 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
             ["ShadowFractionBp"] = routes.ShadowFractionBp,
             ["StickyHeader"] = routes.StickyHeader ?? "",
             ["Generation"] = generation,
+            ["LastEvent"] = LeptonJson.Serialize(change),
         };
         var expected = string.IsNullOrEmpty(routes.ETag) ? previous.ETag : routes.ETag;
         try
@@ -432,20 +462,93 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
             throw new ConcurrencyConflictException(
                 $"routes of '{routes.Model}' were changed by another actor; nothing was written: reload the routes and retry");
         }
-        var stored = await GetRoutesAsync(routes.Model, cancellationToken);
-        var change = new AuditEvent
-        {
-            Model = routes.Model,
-            Version = routes.Candidate,
-            Kind = AuditKinds.Routes,
-            Actor = actor,
-            From = LeptonJson.Serialize(previous),
-            To = LeptonJson.Serialize(stored),
-            Reason = reason,
-            At = time.GetUtcNow(),
-        };
+        Failpoints.Hit(Failpoints.RoutesAfterRowWrite);
         await AppendEventAsync(routes.Model, RoutesEventKey(generation), change, cancellationToken);
-        return stored;
+        return await GetRoutesAsync(routes.Model, cancellationToken);
+    }
+
+    /// <summary>Re-appends the routes' last audit event if a crash lost it (idempotent insert); true when the log lacked it.</summary>
+    public async Task<bool> RepairRoutesEventAsync(Routes routes, CancellationToken cancellationToken = default)
+    {
+        if (routes.LastEvent is not { } last)
+        {
+            return false;
+        }
+        return await AppendEventAsync(routes.Model, RoutesEventKey(routes.Generation), last, cancellationToken);
+    }
+
+    /// <summary>Records what the reconciler repaired, under the version it concerns (shown in its history).</summary>
+    public async Task AppendRepairAsync(string model, string version, string actor, string reason, JsonObject? details = null, CancellationToken cancellationToken = default)
+    {
+        var semver = SemVer.Parse(version);
+        var now = time.GetUtcNow();
+        var repair = new AuditEvent
+        {
+            Model = model,
+            Version = version,
+            Kind = AuditKinds.Repair,
+            Actor = actor,
+            Reason = reason,
+            At = now,
+            Details = details ?? [],
+        };
+        // After the version's transition keys (digits) and before "~": a repair sorts into the version's history.
+        await AppendEventAsync(model, $"v!{semver.SortKey}!r{now.UtcTicks:D19}{Guid.NewGuid():N}", repair, cancellationToken);
+    }
+
+    /// <summary>
+    /// Claims the one decisive operator command (promote, rollback, abort) of a version's current
+    /// stage: of two racing commands exactly one wins (an ETag-conditional write); the other gets
+    /// the winner back. A claim made in an earlier stage (a promote before the bake) does not block
+    /// one in the current stage (a rollback during the bake).
+    /// </summary>
+    /// <returns><c>null</c> when this claim won; otherwise the claim that holds the stage.</returns>
+    public async Task<CommandClaim?> ClaimCommandAsync(
+        string model, string version, OperatorCommand command, CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 0; attempt < AnnotateAttempts; attempt++)
+        {
+            var (current, entity) = await GetWithEntityAsync(model, version, cancellationToken);
+            var raw = entity.GetString("Command");
+            if (!string.IsNullOrEmpty(raw) && LeptonJson.Deserialize<CommandClaim>(raw) is { } held && held.Stage == current.Stage)
+            {
+                return held;
+            }
+            var claim = new CommandClaim(command, current.Stage, time.GetUtcNow());
+            var patch = new TableEntity(model, current.SemVer.SortKey) { ["Command"] = LeptonJson.Serialize(claim) };
+            try
+            {
+                await ConditionalMergeAsync(current, patch, cancellationToken);
+                return null;
+            }
+            catch (ConcurrencyConflictException)
+            {
+                // Another command (or a transition) landed in between: read again and decide on that.
+            }
+        }
+        throw new ConcurrencyConflictException($"{model} {version} kept changing while a command was being accepted; retry");
+    }
+
+    /// <summary>Forgets the command claim of a version (a new run of its lifecycle starts with none).</summary>
+    public async Task ClearCommandAsync(string model, string version, CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 0; attempt < AnnotateAttempts; attempt++)
+        {
+            var (current, entity) = await GetWithEntityAsync(model, version, cancellationToken);
+            if (string.IsNullOrEmpty(entity.GetString("Command")))
+            {
+                return;
+            }
+            try
+            {
+                await ConditionalMergeAsync(current, new TableEntity(model, current.SemVer.SortKey) { ["Command"] = "" }, cancellationToken);
+                return;
+            }
+            catch (ConcurrencyConflictException)
+            {
+            }
+        }
+        throw new ConcurrencyConflictException($"{model} {version} kept changing while clearing its command claim; retry");
     }
 
     private async Task ValidateRoutesAsync(Routes routes, CancellationToken cancellationToken)
@@ -513,7 +616,8 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
     // -- audit log --------------------------------------------------------------------------------
 
     /// <summary>Appends an event under a deterministic key; already appended (a retry or a repair) is fine.</summary>
-    public async Task AppendEventAsync(string model, string rowKey, AuditEvent auditEvent, CancellationToken cancellationToken = default)
+    /// <returns>Whether the event was new to the log.</returns>
+    public async Task<bool> AppendEventAsync(string model, string rowKey, AuditEvent auditEvent, CancellationToken cancellationToken = default)
     {
         var entity = new TableEntity(model, rowKey)
         {
@@ -529,10 +633,12 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
         try
         {
             await _events.AddEntityAsync(entity, cancellationToken);
+            return true;
         }
         catch (RequestFailedException error) when (error.Status == 409)
         {
             // Already there: the log stays duplicate-free.
+            return false;
         }
     }
 
@@ -578,6 +684,7 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
         var signature = entity.GetString("Signature");
         var evaluation = entity.GetString("Evaluation");
         var overrides = entity.GetString("PolicyOverrides");
+        var last = entity.GetString("LastEvent");
         return new ModelVersion
         {
             Model = entity.PartitionKey,
@@ -594,6 +701,7 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
             Reason = entity.GetString("Reason") ?? "",
             Sequence = entity.GetInt32("Sequence") ?? 0,
             PolicyOverrides = string.IsNullOrEmpty(overrides) ? [] : JsonNode.Parse(overrides) as JsonObject ?? [],
+            LastEvent = string.IsNullOrEmpty(last) ? null : LeptonJson.Deserialize<AuditEvent>(last),
             ETag = entity.ETag.ToString(),
         };
     }
@@ -608,6 +716,7 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
         ShadowFractionBp = entity.GetInt32("ShadowFractionBp") ?? 0,
         StickyHeader = NullIfEmpty(entity.GetString("StickyHeader")),
         Generation = entity.GetInt64("Generation") ?? entity.GetInt32("Generation") ?? 0,
+        LastEvent = entity.GetString("LastEvent") is { Length: > 0 } last ? LeptonJson.Deserialize<AuditEvent>(last) : null,
         ETag = entity.ETag.ToString(),
     };
 

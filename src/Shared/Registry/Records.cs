@@ -58,6 +58,14 @@ public sealed record ModelVersion
     /// </summary>
     public JsonObject PolicyOverrides { get; init; } = [];
 
+    /// <summary>
+    /// The version's last audit event as stored on its row (what its last transition did and why,
+    /// with the operation's intent in <see cref="AuditEvent.Details"/>): the reconciler reads it to
+    /// finish an operation a crash interrupted.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public AuditEvent? LastEvent { get; init; }
+
     /// <summary>The row's ETag, for conditional writes; not part of the version's identity.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public string ETag { get; init; } = "";
@@ -89,6 +97,10 @@ public sealed record Routes
 
     [System.Text.Json.Serialization.JsonIgnore]
     public string ETag { get; init; } = "";
+
+    /// <summary>The routes' last audit event as stored on the row (re-appended to the log if a crash lost it).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public AuditEvent? LastEvent { get; init; }
 
     /// <summary>Whether the two route tables send traffic the same way (generation and ETag aside).</summary>
     public bool SameTrafficAs(Routes other) =>
@@ -127,6 +139,21 @@ public static class AuditKinds
     public const string Transition = "transition";
     public const string Routes = "routes";
     public const string Repair = "repair";
+}
+
+/// <summary>
+/// The one decisive operator command (promote, rollback, abort) accepted for a version in
+/// <paramref name="Stage"/>: racing commands are decided here, before any reaches the lifecycle.
+/// </summary>
+public sealed record CommandClaim(OperatorCommand Command, Stage Stage, DateTimeOffset At);
+
+/// <summary>The operations whose intent a stage change records in its audit details, so the reconciler can finish them.</summary>
+public static class RolloutOps
+{
+    public const string Key = "op";
+    public const string Promote = "promote";
+    public const string Reinstate = "reinstate";
+    public const string Rollback = "rollback";
 }
 
 /// <summary>One row of the append-only audit log: a stage transition or a traffic change.</summary>

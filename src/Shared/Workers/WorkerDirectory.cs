@@ -32,6 +32,13 @@ public sealed record Heartbeat
 
     public bool IsReady(string model, string version) =>
         Ready.TryGetValue(model, out var versions) && versions.Contains(version);
+
+    /// <summary>
+    /// Whether this replica serves <paramref name="model"/> (it applies routes for it, or has a
+    /// version of it loaded): a replica that serves other models only (<c>LEPTON_WORKER_MODELS</c>)
+    /// neither blocks a warm-up nor owes a canary step any rollups.
+    /// </summary>
+    public bool Serves(string model) => RouteGenerations.ContainsKey(model) || Loaded.ContainsKey(model) || Ready.ContainsKey(model);
 }
 
 /// <summary>Whether every live replica has a version ready, and which are still missing it.</summary>
@@ -39,8 +46,8 @@ public sealed record WarmStatus(bool Ready, IReadOnlyList<string> LiveReplicas, 
 
 /// <summary>
 /// Worker replica heartbeats in the <c>workers</c> table (one row per replica). The lifecycle gives
-/// a candidate traffic only once every live replica reports it ready; a replica whose heartbeat is
-/// older than the liveness window, or that is draining, no longer counts.
+/// a candidate traffic only once every live replica serving the model reports it ready; a replica
+/// whose heartbeat is older than the liveness window, or that is draining, no longer counts.
 /// </summary>
 public sealed class WorkerDirectory(StorageClients storage)
 {
@@ -75,7 +82,7 @@ public sealed class WorkerDirectory(StorageClients storage)
     public async Task<WarmStatus> WarmStatusAsync(
         string model, string version, DateTimeOffset now, TimeSpan maxAge, CancellationToken cancellationToken = default)
     {
-        var live = await LiveAsync(now, maxAge, cancellationToken);
+        var live = (await LiveAsync(now, maxAge, cancellationToken)).Where(h => h.Serves(model)).ToList();
         var missing = live.Where(h => !h.IsReady(model, version)).Select(h => h.Replica).Order(StringComparer.Ordinal).ToList();
         return new WarmStatus(live.Count > 0 && missing.Count == 0, live.Select(h => h.Replica).Order(StringComparer.Ordinal).ToList(), missing);
     }

@@ -22,10 +22,10 @@ public sealed class RollupTests
         var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_000_007_500));
         var recorder = new RollupRecorder("r1", 10, time);
         using var scores = Probabilities([0.95f, 0.05f], [0.5f, 0.5f], [0f, 1f]);
-        recorder.Record("m", "1.0.0", routed: true, error: false, nonfinite: false, rows: 3, latencyMs: 4, computeMs: 1.5, scores);
-        recorder.Record("m", "1.0.0", routed: false, error: true, nonfinite: true, rows: 1, latencyMs: 40, computeMs: 0, null);
+        recorder.Record("m", "1.0.0", routeGeneration: 7, routed: true, error: false, nonfinite: false, rows: 3, latencyMs: 4, computeMs: 1.5, scores);
+        recorder.Record("m", "1.0.0", routeGeneration: 7, routed: false, error: true, nonfinite: true, rows: 1, latencyMs: 40, computeMs: 0, null);
         var row = Assert.Single(recorder.TakeDirty());
-        Assert.Equal((1_000_000L, 10, "r1"), (row.WindowStart, row.WindowSeconds, row.Replica));
+        Assert.Equal((1_000_000L, 10, "r1", 7L), (row.WindowStart, row.WindowSeconds, row.Replica, row.RouteGeneration));
         Assert.Equal((2L, 1L, 1L, 1L, 4L), (row.Requests, row.RoutedRequests, row.Errors, row.Nonfinite, row.Rows));
         Assert.Equal(44.0, row.LatencySumMs);
         Assert.Equal(1.5, row.ComputeMs);
@@ -36,7 +36,7 @@ public sealed class RollupTests
         Assert.Equal(2, row.ScoreBinCounts[WindowRollup.ScoreBins - 1]);
         Assert.Empty(recorder.TakeDirty()); // nothing changed since
         time.Advance(TimeSpan.FromSeconds(10));
-        recorder.Record("m", "1.0.0", true, false, false, 1, 1, 0, null);
+        recorder.Record("m", "1.0.0", 7, true, false, false, 1, 1, 0, null);
         var later = Assert.Single(recorder.TakeDirty());
         Assert.Equal((1_000_010L, 1L), (later.WindowStart, later.Requests));
     }
@@ -48,7 +48,7 @@ public sealed class RollupTests
         var n = WindowRollup.MaxPairedSamples * 4;
         for (var i = 0; i < n; i++)
         {
-            recorder.RecordShadowPair("m", "1.1.0", flipped: i % 4 == 0, latencyDiffMs: i);
+            recorder.RecordShadowPair("m", "1.1.0", routeGeneration: 3, flipped: i % 4 == 0, latencyDiffMs: i);
         }
         var row = Assert.Single(recorder.TakeDirty());
         Assert.Equal((long)n, row.ShadowPairs);
@@ -62,7 +62,7 @@ public sealed class RollupTests
     public void Unwritten_snapshots_are_retried_at_the_next_flush()
     {
         var recorder = new RollupRecorder("r1", 10, new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(100)));
-        recorder.Record("m", "1.0.0", true, false, false, 1, 1, 0, null);
+        recorder.Record("m", "1.0.0", 1, true, false, false, 1, 1, 0, null);
         var taken = recorder.TakeDirty();
         recorder.Restore(taken);
         Assert.Equal(taken.Single().Requests, Assert.Single(recorder.TakeDirty()).Requests);
@@ -76,12 +76,12 @@ public sealed class RollupTests
         // Storage is away: six windows of two versions pile up, none written.
         for (var window = 0; window < 6; window++)
         {
-            recorder.Record("m", "1.0.0", true, false, false, 1, 1, 0, null);
-            recorder.Record("m", "1.1.0", true, false, false, 1, 1, 0, null);
+            recorder.Record("m", "1.0.0", 1, true, false, false, 1, 1, 0, null);
+            recorder.Record("m", "1.1.0", 1, true, false, false, 1, 1, 0, null);
             recorder.Restore(recorder.TakeDirty());
             time.Advance(TimeSpan.FromSeconds(10));
         }
-        recorder.Record("m", "1.0.0", true, false, false, 1, 1, 0, null);
+        recorder.Record("m", "1.0.0", 1, true, false, false, 1, 1, 0, null);
         Assert.Equal(13, recorder.Buffered);
         var dropped = recorder.DropOldest(4);
         Assert.Equal([1_000L, 1_000, 1_010, 1_010, 1_020, 1_020, 1_030, 1_030, 1_040], dropped);
@@ -90,10 +90,26 @@ public sealed class RollupTests
             [(1_040L, "1.1.0"), (1_050L, "1.0.0"), (1_050L, "1.1.0"), (1_060L, "1.0.0")],
             recorder.TakeDirty().Select(r => (r.WindowStart, r.Version)).Order());
         // The current window stays even when the bound is smaller than the windows in progress.
-        recorder.Record("m", "1.1.0", true, false, false, 1, 1, 0, null);
+        recorder.Record("m", "1.1.0", 1, true, false, false, 1, 1, 0, null);
         Assert.Equal([1_040L, 1_050, 1_050], recorder.DropOldest(0));
         Assert.Equal(2, recorder.Buffered);
         Assert.Equal((1_060L, "1.1.0"), recorder.TakeDirty().Select(r => (r.WindowStart, r.Version)).Single());
+    }
+
+    [Fact]
+    public void A_window_in_which_the_routes_changed_has_one_rollup_per_generation()
+    {
+        // The lifecycle judges a canary step on the rows of its own generation only: traffic routed
+        // under the previous weight in the same window must not be mixed in.
+        var recorder = new RollupRecorder("r1", 10, new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(1_000)));
+        recorder.Record("m", "1.0.0", 4, true, false, false, 1, 1, 0, null);
+        recorder.Record("m", "1.0.0", 4, true, false, false, 1, 1, 0, null);
+        recorder.Record("m", "1.0.0", 5, true, true, false, 1, 1, 0, null);
+        var rows = recorder.TakeDirty().OrderBy(r => r.RouteGeneration).ToList();
+        Assert.Equal([(4L, 2L, 0L), (5L, 1L, 1L)], rows.Select(r => (r.RouteGeneration, r.Requests, r.Errors)));
+        Assert.All(rows, r => Assert.Equal(1_000L, r.WindowStart));
+        recorder.Restore(rows.Take(1));
+        Assert.Equal(4L, Assert.Single(recorder.TakeDirty()).RouteGeneration);
     }
 
     [Fact]

@@ -73,6 +73,7 @@ public sealed class SettingsTests(Deployments deployments)
     {
         [AppSettingNames.StorageTimeoutSeconds] = "10 s per try before the SDK retries suits Azure Storage in the same region",
         [AppSettingNames.StorageRetries] = "3 retries with the SDK's exponential backoff ride out throttling and failovers",
+        [global::Lepton.Shared.Lifecycle.Failpoints.Variable] = "crash-test failpoints exist in Debug builds only; a Release deployment contains no call that reads it",
     };
 
     private static readonly Dictionary<string, string> WorkerDefaults = new(StorageDefaults, StringComparer.Ordinal)

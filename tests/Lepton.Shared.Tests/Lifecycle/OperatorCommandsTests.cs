@@ -71,4 +71,52 @@ public sealed class OperatorCommandsTests
         Assert.Equal("pager", new OperatorCommand(OperatorAction.Abort, "alice", "pager").ReasonOrDefault);
         Assert.Equal("{\"action\":\"approve\",\"actor\":\"a\",\"reason\":\"\"}", LeptonJson.Serialize(new OperatorCommand(OperatorAction.Approve, "a")));
     }
+
+    [Fact]
+    public void Only_commands_that_decide_a_rollout_are_claimed_and_repeats_of_one_are_the_same_decision()
+    {
+        Assert.True(OperatorCommands.Decides(LifecyclePhase.Canary, OperatorAction.Promote));
+        Assert.True(OperatorCommands.Decides(LifecyclePhase.Canary, OperatorAction.Rollback));
+        Assert.True(OperatorCommands.Decides(LifecyclePhase.WaitingForSlot, OperatorAction.Promote)); // deferred, but decided
+        Assert.True(OperatorCommands.Decides(LifecyclePhase.Baking, OperatorAction.Rollback)); // reinstates
+        Assert.False(OperatorCommands.Decides(LifecyclePhase.Baking, OperatorAction.Promote)); // ignored there
+        Assert.False(OperatorCommands.Decides(LifecyclePhase.AwaitingApproval, OperatorAction.Approve));
+        Assert.False(OperatorCommands.Decides(LifecyclePhase.Canary, OperatorAction.Approve));
+        // Busy phases read the command at their next wait, where promote, rollback and abort decide.
+        Assert.True(OperatorCommands.Decides(LifecyclePhase.Evaluating, OperatorAction.Abort));
+        Assert.False(OperatorCommands.Decides(LifecyclePhase.Evaluating, OperatorAction.Approve));
+        Assert.True(OperatorCommands.SameDecision(OperatorAction.Rollback, OperatorAction.Abort));
+        Assert.False(OperatorCommands.SameDecision(OperatorAction.Promote, OperatorAction.Rollback));
+        Assert.Equal(
+            [Stage.Production, Stage.RolledBack, Stage.Rejected],
+            new[] { OperatorCommands.Outcome(OperatorAction.Promote, Stage.Canary), OperatorCommands.Outcome(OperatorAction.Rollback, Stage.Canary), OperatorCommands.Outcome(OperatorAction.Abort, Stage.Evaluating) });
+    }
+
+    [Fact]
+    public void Failpoints_are_named_in_one_place_and_a_misspelt_one_is_refused()
+    {
+        Assert.Equal(Failpoints.All.Count, Failpoints.All.Distinct().Count());
+        Assert.Equal(new HashSet<string> { Failpoints.PromoteAfterStageWrite, Failpoints.DuringBake }, Failpoints.Parse(" promote.after-stage-write ,bake.during"));
+        Assert.Empty(Failpoints.Parse(null));
+        var error = Assert.Throws<ConfigurationException>(() => Failpoints.Parse("promote.after-stage"));
+        Assert.Contains("unknown failpoint(s) promote.after-stage", error.Message, StringComparison.Ordinal);
+        Assert.Contains(Failpoints.DuringValidation, error.Message, StringComparison.Ordinal);
+        Assert.True(Failpoints.CompiledIn); // tests run the Debug build, where the crash tests arm them
+        Failpoints.Hit(Failpoints.DuringBake); // not armed here: nothing happens
+    }
+
+    [Fact]
+    public void The_notes_show_the_command_table_as_the_code_has_it()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Lepton.Functions.sln")))
+        {
+            dir = dir.Parent;
+        }
+        Assert.NotNull(dir);
+        var notes = File.ReadAllText(Path.Combine(dir.FullName, "docs", "notes", "reliability-lifecycle.md")).ReplaceLineEndings("\n");
+        var table = OperatorCommands.Markdown();
+        Assert.Contains("| `canary` | ignored | promotes now | ends `rolled_back` (candidate to 0 %) |", table, StringComparison.Ordinal);
+        Assert.True(notes.Contains(table, StringComparison.Ordinal), $"docs/notes/reliability-lifecycle.md should show the table OperatorCommands has:\n{table}");
+    }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Lepton.Shared;
 using Lepton.Shared.Evaluation;
+using Lepton.Shared.Lifecycle;
 using Lepton.Shared.Models;
 using Lepton.Shared.Registry;
 using Lepton.Shared.Reports;
@@ -19,6 +20,7 @@ public sealed class EvaluateShardActivity(ModelStore store, ModelRegistry regist
             var path = await store.GetVerifiedModelPathAsync(input.Model, input.Version, record.Sha256, cancellationToken);
             var model = await File.ReadAllBytesAsync(path, cancellationToken);
             var dataset = await store.GetDatasetAsync(input.Model, input.Dataset, cancellationToken);
+            Failpoints.Hit(Failpoints.DuringEvaluation);
             return new EvaluateShardResult(ShardEvaluator.Evaluate(model, dataset, input.Task, input.Shard, input.Shards), null);
         }
         catch (LeptonException error) when (IsRefusal(error))

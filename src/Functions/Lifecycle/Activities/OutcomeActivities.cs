@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Lepton.Shared.Models;
+using Lepton.Shared.Registry;
 using Lepton.Shared.Reports;
 using Lepton.Shared.Rollout;
 
@@ -12,11 +13,14 @@ public sealed class PromoteActivity(RolloutOperations rollout) : LeptonActivity<
         new(await rollout.PromoteAsync(input.Model, input.Version, input.ExpectedFrom, input.Reason, input.Actor, cancellationToken));
 }
 
-/// <summary>Takes the version off traffic and marks it rolled back.</summary>
-public sealed class RollbackActivity(RolloutOperations rollout) : LeptonActivity<RollbackInput, TransitionResult>
+/// <summary>Marks the version rolled back (before traffic: rejected) and takes it off traffic.</summary>
+public sealed class RollbackActivity(RolloutOperations rollout, ModelRegistry registry) : LeptonActivity<RollbackInput, RollbackResult>
 {
-    public override async Task<TransitionResult> ExecuteAsync(RollbackInput input, CancellationToken cancellationToken) =>
-        new((await rollout.RollbackAsync(input.Model, input.Version, input.Reason, input.Actor, cancellationToken)).Stage);
+    public override async Task<RollbackResult> ExecuteAsync(RollbackInput input, CancellationToken cancellationToken)
+    {
+        var record = await rollout.RollbackAsync(input.Model, input.Version, input.Reason, input.Actor, cancellationToken);
+        return new RollbackResult(record.Stage, (await registry.GetRoutesAsync(input.Model, cancellationToken)).Generation);
+    }
 }
 
 /// <summary>Undoes a promotion during the bake: the previous version serves again, this one is rolled back.</summary>
@@ -42,6 +46,10 @@ public sealed class ReportActivity(ModelStore store) : LeptonActivity<ReportInpu
             ["composite"] = StageReports.ToNode(input.Steps.Count > 0 ? input.Steps[^1].Composite : null) ?? new JsonObject(),
             ["steps"] = StageReports.ToNode(input.Steps),
         };
+        if (input.TrafficOff is { } off)
+        {
+            body["traffic_off"] = StageReports.ToNode(off);
+        }
         var document = StageReports.Document(input.Model, input.Version, input.Stage, input.Outcome, input.Reason, body);
         var json = await store.PutReportAsync(input.Model, input.Version, input.Stage, document, cancellationToken);
         string? png = null;

@@ -1,4 +1,5 @@
 using Lepton.Shared;
+using Lepton.Shared.Lifecycle;
 using Lepton.Shared.Models;
 using Lepton.Shared.Policies;
 using Lepton.Shared.Registry;
@@ -27,6 +28,9 @@ public sealed class RegisterActivity(ModelStore store, ModelRegistry registry) :
             {
                 record = await registry.AnnotateAsync(input.Model, input.Version, instanceId: input.InstanceId, cancellationToken: cancellationToken);
             }
+            // A run (a first one, or one the reconciler resumed) starts with no operator command
+            // accepted: a claim left by a run that died before acting on it must not block the next.
+            await registry.ClearCommandAsync(input.Model, input.Version, cancellationToken);
             return new RegisterResult(record.Stage, null);
         }
         catch (LeptonException error) when (IsRefusal(error))
@@ -47,11 +51,16 @@ public sealed class ValidateActivity(ModelStore store, ModelRegistry registry, R
             var manifest = await store.GetManifestAsync(input.Model, input.Version, cancellationToken) ?? new Manifest();
             var policy = PolicyResolver.Resolve(manifest.Policy, input.Overrides);
             var productionVersion = await rollout.ProductionVersionAsync(input.Model, besides: input.Version, cancellationToken);
+            if (RolloutOperations.Downgrade(input.Version, productionVersion) is { } downgrade)
+            {
+                return ValidateResult.Rejected(downgrade);
+            }
             var production = productionVersion is null ? null : await registry.GetVersionAsync(input.Model, productionVersion, cancellationToken);
             var bump = record.SemVer.BumpFrom(production?.SemVer);
             var path = await store.GetVerifiedModelPathAsync(input.Model, input.Version, record.Sha256, cancellationToken);
             var bytes = await File.ReadAllBytesAsync(path, cancellationToken);
             var outcome = ModelValidator.Validate(bytes, production?.Signature, bump, manifest.Breaking, new ValidationLimits { MaxBytes = store.MaxModelBytes });
+            Failpoints.Hit(Failpoints.DuringValidation);
             if (!outcome.Passed)
             {
                 return ValidateResult.Rejected(outcome.Rejection!);
