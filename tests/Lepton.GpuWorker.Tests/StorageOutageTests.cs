@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
 using Grpc.Net.Client;
 using Lepton.Cli.LocalStack;
 using Lepton.Cli.Samples;
@@ -329,6 +331,38 @@ public sealed class StorageOutageTests : IAsyncLifetime
         Assert.True(firstOutageWindow + 2 < WindowOf(restored) - 4, "the outage outlasted the buffer");
         Assert.DoesNotContain(rows, r => r.WindowStart == firstOutageWindow);
         Assert.True(rows.Sum(r => r.Requests) < served, "the dropped windows' traffic is missing");
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task A_replica_started_while_storage_is_away_answers_503_not_404_and_serves_once_storage_is_back()
+    {
+        // It does not know yet what it serves: a 404 ("no such model") would tell a caller
+        // something false and final; a 503 with Retry-After tells it to come back.
+        var ct = TestContext.Current.CancellationToken;
+        var publisher = new Publisher(_clients, _cache + "-publisher");
+        await publisher.PublishAsync(_model, "1.0.0", SampleModels.Scale(Factors["1.0.0"]), Stage.Production);
+        await publisher.RouteAsync(_model, r => r with { Production = "1.0.0" });
+        await _azurite.StopAsync();
+        var settings = WorkerHost.Defaults(_azurite, _cache, _model);
+        settings["LEPTON_WORKER_STORAGE_DEADLINE_S"] = "1";
+        settings["LEPTON_WORKER_STORAGE_MAX_BACKOFF_S"] = "1";
+        settings["LEPTON_STORAGE_TIMEOUT_S"] = "0.5";
+        settings["LEPTON_STORAGE_RETRIES"] = "1";
+        await using var worker = await WorkerHost.StartAsync(settings);
+        using (var response = await worker.Http.PostAsync($"/v2/models/{_model}/infer", Bodies.JsonContent(Bodies.Json(X, 1, 4)), ct))
+        {
+            Assert.Equal(503, (int)response.StatusCode);
+            Assert.Equal("not_ready", (await response.Content.ReadFromJsonAsync<JsonObject>(ct))!["code"]!.GetValue<string>());
+            Assert.NotNull(response.Headers.RetryAfter);
+        }
+        using (var ready = await worker.Http.GetAsync("/v2/health/ready", ct))
+        {
+            Assert.Equal(503, (int)ready.StatusCode);
+        }
+        await _azurite.RestartAsync();
+        await WorkerHost.WaitUntilAsync(
+            async () => (await worker.Http.PostAsync($"/v2/models/{_model}/infer", Bodies.JsonContent(Bodies.Json(X, 1, 4)), ct)).IsSuccessStatusCode,
+            "an answer once storage is back", seconds: 60);
     }
 
     /// <summary>Keeps the worker's warnings, to check what it says.</summary>

@@ -128,6 +128,11 @@ public sealed partial class InferenceDataPlane(
     /// <summary>The ready version that serves this request, leased, and the route generation it counts under; 404/409/503 saying why not.</summary>
     private async ValueTask<(ServedVersion Served, long Generation)> ResolveAsync(string model, string? version, string? stickyKey)
     {
+        if (!state.Synced)
+        {
+            // It does not know yet what it serves: a 404 would tell the caller something false and final.
+            throw new NotReadyException("this replica is starting: its first sync with the registry is pending; retry shortly", TimeSpan.FromSeconds(1));
+        }
         if (version is null)
         {
             var bucket = stickyKey is null ? Random.Shared.Next(StickyBucket.Buckets) : StickyBucket.Of(model, stickyKey);
