@@ -55,7 +55,8 @@ format:
 	$(DOTNET) format $(SOLUTION)
 
 # The worker's load and ratio benchmarks (wrk, from Debian, pinned beside the real worker process),
-# BenchmarkDotNet micro-benchmarks, the canary test's power under peeking, then the soak (the
+# BenchmarkDotNet micro-benchmarks, the canary test's power under peeking, fast rollback (requests
+# a failing candidate serves after the deciding look), then the soak (the
 # real local stack through a rollout under load, with a storage stall and a worker restart).
 # Figures are printed, never asserted. BENCH_ARGS=--quick for a short pass.
 BENCH_DLL := bench/Lepton.Bench/bin/Release/net10.0/Lepton.Bench.dll
@@ -65,6 +66,7 @@ bench: install
 	$(DOTNET) $(BENCH_DLL) load $(BENCH_ARGS)
 	$(DOTNET) $(BENCH_DLL) micro $(BENCH_ARGS)
 	$(DOTNET) $(BENCH_DLL) canary $(BENCH_ARGS)
+	$(DOTNET) $(BENCH_DLL) fast-rollback $(BENCH_ARGS)
 	$(DOTNET) $(BENCH_DLL) soak $(BENCH_ARGS)
 
 clean:

@@ -3,7 +3,9 @@ using Lepton.Cli.Demo;
 using Lepton.Cli.LocalStack;
 using Lepton.Cli.Samples;
 using Lepton.E2E.Tests.Harness;
+using Lepton.Shared.Configuration;
 using Lepton.Shared.Lifecycle;
+using Lepton.Shared.Models;
 using Lepton.Shared.Registry;
 using Lepton.Shared.Rollout;
 using Lepton.Testing;
@@ -39,19 +41,23 @@ public sealed class CrashTests
         var token = TestContext.Current.CancellationToken;
         Assert.True(Failpoints.CompiledIn, "the failpoints are compiled into Debug builds only; the tests run Debug");
         await using var storage = await Azurite.StartAsync();
-        var registry = new ModelRegistry(await storage.ClientsAsync(), TimeProvider.System);
+        var clients = await storage.ClientsAsync();
+        var registry = new ModelRegistry(clients, TimeProvider.System);
+
         var model = TestNames.Model("crash");
 
         var stack = await StartAsync(storage.ConnectionString, token);
+        var store = new ModelStore(clients, new ModelStoreOptions { CacheDir = Path.Combine(stack.DataDir, "test-store") });
+        var key = stack.Key;
         try
         {
             await Lifecycles.SeedProductionAsync(stack, model, token);
-            await using var callers = new LoadGenerator(stack.WorkerUrl(), model, Lifecycles.Test.X, SampleDatasets.FeatureMax, stack.Key, unseenFraction: 0, requestsPerSecond: 30).Start();
+            await using var callers = new LoadGenerator(stack.WorkerUrl(), model, Lifecycles.Test.X, SampleDatasets.FeatureMax, key, unseenFraction: 0, requestsPerSecond: 30).Start();
 
             // Each point in the order a rollout meets it: the stack is restarted with that point
             // armed, crashes there, and the state it left is checked before the next start.
             stack = await RestartArmedAsync(stack, Failpoints.DuringValidation, token);
-            await Lifecycles.UploadAsync(stack.Store, model, Candidate, SampleDatasets.GoodClassifier(Lifecycles.Train), Policy(), token);
+            await Lifecycles.UploadAsync(store, model, Candidate, SampleDatasets.GoodClassifier(Lifecycles.Train), Policy(), token);
             await CrashedAtAsync(stack, Failpoints.DuringValidation, token);
             var state = await StateAsync(registry, model, token);
             Assert.Equal(Stage.Validating, state.Stage(Candidate));
@@ -89,7 +95,7 @@ public sealed class CrashTests
 
             // A crash during the next version's bake: promoted, the previous version superseded.
             stack = await RestartArmedAsync(stack, Failpoints.DuringBake, token);
-            await Lifecycles.UploadAsync(stack.Store, model, Next, SampleDatasets.GoodClassifier(Lifecycles.Train), Policy(), token);
+            await Lifecycles.UploadAsync(store, model, Next, SampleDatasets.GoodClassifier(Lifecycles.Train), Policy(), token);
             await CrashedAtAsync(stack, Failpoints.DuringBake, token);
             stack = await RestartArmedAsync(stack, null, token);
             state = await StateAsync(registry, model, token);
@@ -120,17 +126,21 @@ public sealed class CrashTests
         var token = TestContext.Current.CancellationToken;
         Assert.True(Failpoints.CompiledIn, "the failpoints are compiled into Debug builds only; the tests run Debug");
         await using var storage = await Azurite.StartAsync();
-        var registry = new ModelRegistry(await storage.ClientsAsync(), TimeProvider.System);
+        var clients = await storage.ClientsAsync();
+        var registry = new ModelRegistry(clients, TimeProvider.System);
+
         var model = TestNames.Model("crashrb");
 
         var stack = await StartAsync(storage.ConnectionString, token);
+        var store = new ModelStore(clients, new ModelStoreOptions { CacheDir = Path.Combine(stack.DataDir, "test-store") });
+        var key = stack.Key;
         try
         {
             await Lifecycles.SeedProductionAsync(stack, model, token);
             stack = await RestartArmedAsync(stack, Failpoints.RollbackAfterStageWrite, token);
             // Half the callers send rows outside the training range, where this version answers NaN.
-            await using var callers = new LoadGenerator(stack.WorkerUrl(), model, Lifecycles.Test.X, SampleDatasets.FeatureMax, stack.Key, unseenFraction: 0.5, requestsPerSecond: 40).Start();
-            await Lifecycles.UploadAsync(stack.Store, model, "1.2.0", SampleDatasets.NanOnUnseen(Lifecycles.Train), Policy(), token);
+            await using var callers = new LoadGenerator(stack.WorkerUrl(), model, Lifecycles.Test.X, SampleDatasets.FeatureMax, key, unseenFraction: 0.5, requestsPerSecond: 40).Start();
+            await Lifecycles.UploadAsync(store, model, "1.2.0", SampleDatasets.NanOnUnseen(Lifecycles.Train), Policy(), token);
             await CrashedAtAsync(stack, Failpoints.RollbackAfterStageWrite, token);
             var state = await StateAsync(registry, model, token);
             Assert.Equal(Stage.RolledBack, state.Stage("1.2.0"));
@@ -185,11 +195,17 @@ public sealed class CrashTests
             stack.Signal(Posix.SigTerm);
             Assert.True(await stack.WaitExitAsync(TimeSpan.FromSeconds(60), token), "the stack did not stop on SIGTERM");
         }
-        var environment = failpoint is null ? new Dictionary<string, string>() : new Dictionary<string, string> { [Failpoints.Variable] = failpoint };
-        var next = await stack.RestartAsync(token, environment);
-        _stacks.Add(next);
-        await next.WaitForLineAsync(l => l.Contains("reconciler:", StringComparison.Ordinal), TimeSpan.FromSeconds(30), token);
-        return next;
+        if (failpoint is null)
+        {
+            var next = await stack.RestartAsync(new Dictionary<string, string>(), cancellationToken: token);
+            _stacks.Add(next);
+            await next.WaitForLineAsync(l => l.Contains("reconciler:", StringComparison.Ordinal), TimeSpan.FromSeconds(30), token);
+            return next;
+        }
+        // Armed, it may die before it is ready (a resumed evaluation runs at once): not waited on.
+        var armed = await stack.RestartAsync(new Dictionary<string, string> { [Failpoints.Variable] = failpoint }, waitReady: false, token);
+        _stacks.Add(armed);
+        return armed;
     }
 
     /// <summary>Waits until the stack killed itself at <paramref name="failpoint"/>, and its workers are gone with it.</summary>

@@ -24,7 +24,7 @@ public sealed class NeverOrphanedTests
         await AssertStopsCleanlyAsync(first, () => first.CtrlC(), token);
 
         // The next start on the same folder and ports finds nothing to reclaim and nothing in its way.
-        await using var second = await first.RestartAsync(token);
+        await using var second = await first.RestartAsync(cancellationToken: token);
         Assert.DoesNotContain("left running by an earlier stack", second.Output);
         Assert.DoesNotContain("already in use", second.Output);
         // SIGTERM, what `docker stop` and service managers send, to the stack alone.

@@ -41,7 +41,7 @@ public sealed class RestartTests
             $"ports still taken: {string.Join(", ", Processes.Busy(first.Ports.All))}");
 
         // No cleanup: same folder, same ports; the pid files of the dead children are cleared.
-        await using var second = await first.RestartAsync(token);
+        await using var second = await first.RestartAsync(cancellationToken: token);
         Assert.DoesNotContain("already in use", second.Output);
         Assert.DoesNotContain("left running by an earlier stack", second.Output);
         var resumed = await second.WaitForLineAsync(l => l.Contains("reconciler: resumed", StringComparison.Ordinal), TimeSpan.FromSeconds(5), token);

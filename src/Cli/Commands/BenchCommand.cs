@@ -7,10 +7,11 @@ using Spectre.Console;
 namespace Lepton.Cli.Commands;
 
 /// <summary>
-/// <c>lepton bench [load] [micro] [canary] [soak] [--quick]</c>: what <c>make bench</c> runs, from the
+/// <c>lepton bench [load] [micro] [canary] [fast-rollback] [soak] [--quick]</c>: what <c>make bench</c> runs, from the
 /// checkout — <c>bench/Lepton.Bench</c> built in Release, then each named benchmark in turn (load:
 /// the worker under wrk; micro: BenchmarkDotNet; canary: the canary test's power under peeking;
-/// soak: the local stack through a rollout with a storage stall and a worker restart). Figures are
+/// fast-rollback: what a failing candidate serves after the deciding look; soak: the local stack
+/// through a rollout with a storage stall and a worker restart). Figures are
 /// printed, never asserted.
 /// </summary>
 internal static class BenchCommand
@@ -19,7 +20,7 @@ internal static class BenchCommand
     public const string Binary = "bench/Lepton.Bench/bin/Release/net10.0/Lepton.Bench.dll";
 
     /// <summary>The benchmarks a user runs (Lepton.Bench's other commands are its own child processes).</summary>
-    public static readonly string[] Names = ["load", "micro", "canary", "soak"];
+    public static readonly string[] Names = ["load", "micro", "canary", "fast-rollback", "soak"];
 
     private static readonly string[] DotnetWithParentDeathSignal = ["--pdeathsig", "KILL", "dotnet"];
 
@@ -27,14 +28,14 @@ internal static class BenchCommand
     {
         var benchmarks = new Argument<string[]>("benchmarks")
         {
-            Description = "Which to run, in order (default: load micro canary soak, as `make bench`)",
+            Description = "Which to run, in order (default: load micro canary fast-rollback soak, as `make bench`)",
             Arity = ArgumentArity.ZeroOrMore,
         };
         benchmarks.AcceptOnlyFromAmong(Names);
         var quick = new Option<bool>("--quick") { Description = "A short pass (seconds per figure instead of minutes)" };
         var filter = new Option<string?>("--filter") { Description = "micro only: BenchmarkDotNet's filter, e.g. '*Router*'" };
         var checkout = new Option<DirectoryInfo?>("--checkout") { Description = "The Lepton checkout to benchmark (default: the one this CLI runs from, else the current folder's)" };
-        var command = new Command("bench", "Build the benchmarks in Release and run them (the worker under load, micro-benchmarks, canary power, the soak)")
+        var command = new Command("bench", "Build the benchmarks in Release and run them (the worker under load, micro-benchmarks, canary power, fast rollback, the soak)")
         {
             benchmarks, quick, filter, checkout,
         };

@@ -29,6 +29,15 @@ public sealed record StackOptions
 
     /// <summary>How long the start may take on a loaded machine.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(150);
+
+    /// <summary>
+    /// An existing storage account (<c>lepton dev --storage</c>) instead of the stack's own Azurite:
+    /// storage that outlives the stack, as in Azure, so a crash leaves it exactly as it was.
+    /// </summary>
+    public string? Storage { get; init; }
+
+    /// <summary>Variables set for the stack (and its workers), e.g. <c>LEPTON_FAILPOINTS</c>.</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary>
@@ -143,13 +152,24 @@ public sealed partial class StackProcess : IAsyncDisposable
     }
 
     /// <summary>Starts a stack and waits until its API answers, every worker is ready and it printed its connection string.</summary>
-    public static async Task<StackProcess> StartAsync(StackOptions? options = null, CancellationToken cancellationToken = default)
+    public static Task<StackProcess> StartAsync(StackOptions? options = null, CancellationToken cancellationToken = default) =>
+        StartAsync(options, waitReady: true, cancellationToken);
+
+    /// <summary>
+    /// Starts a stack; with <paramref name="waitReady"/> false, returns at once (for a stack that
+    /// may die at a failpoint before it is ready: its <see cref="Lines"/> say what happened).
+    /// </summary>
+    public static async Task<StackProcess> StartAsync(StackOptions? options, bool waitReady, CancellationToken cancellationToken = default)
     {
         options ??= new StackOptions();
         var ownsDataDir = options.DataDir is null;
         var dataDir = options.DataDir ?? Directory.CreateTempSubdirectory("lepton-e2e-").FullName;
         var ports = options.Ports ?? StackPorts.Allocate(options.Workers);
         var stack = new StackProcess(options with { DataDir = dataDir, Ports = ports }, dataDir, ownsDataDir, ports);
+        if (!waitReady)
+        {
+            return stack;
+        }
         try
         {
             await stack.WaitReadyAsync(options.StartTimeout, cancellationToken);
@@ -162,10 +182,13 @@ public sealed partial class StackProcess : IAsyncDisposable
         return stack;
     }
 
-    /// <summary>A new stack on the same data folder and ports (after this one died), which then owns the folder.</summary>
-    public async Task<StackProcess> RestartAsync(CancellationToken cancellationToken = default)
+    /// <summary>
+    /// A new stack on the same data folder and ports (after this one died), which then owns the
+    /// folder; with <paramref name="environment"/> in place of this one's variables when given.
+    /// </summary>
+    public async Task<StackProcess> RestartAsync(IReadOnlyDictionary<string, string>? environment = null, bool waitReady = true, CancellationToken cancellationToken = default)
     {
-        var next = await StartAsync(Options with { DataDir = DataDir, Ports = Ports }, cancellationToken);
+        var next = await StartAsync(Options with { DataDir = DataDir, Ports = Ports, Environment = environment ?? Options.Environment }, waitReady, cancellationToken);
         (next._ownsDataDir, _ownsDataDir) = (_ownsDataDir, false);
         return next;
     }
@@ -185,6 +208,10 @@ public sealed partial class StackProcess : IAsyncDisposable
         {
             dev.Add("--no-auth");
         }
+        if (options.Storage is { } storage)
+        {
+            dev.AddRange(["--storage", storage]);
+        }
         // A session of its own, as a terminal gives the command it runs: Ctrl-C (SIGINT to the
         // foreground process group) then reaches the stack and every child it started, not the tests.
         List<string> arguments = ["setpriv", "--pdeathsig", "KILL"];
@@ -199,6 +226,10 @@ public sealed partial class StackProcess : IAsyncDisposable
             start.ArgumentList.Add(argument);
         }
         CliRun.Isolate(start.Environment);
+        foreach (var (name, value) in options.Environment)
+        {
+            start.Environment[name] = value;
+        }
         return start;
     }
 
