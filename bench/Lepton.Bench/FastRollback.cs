@@ -52,7 +52,7 @@ internal static class FastRollback
             for (var i = 0; i < replicas; i++)
             {
                 var port = Azurite.FreePort();
-                workers.Add(StartWorker(azurite, tmp, port, poll));
+                workers.Add(LoadBenchmark.StartWorker(azurite, tmp, port, pinned: false, pollS: poll, models: Model, replica: "fast-rollback"));
                 urls.Add($"http://127.0.0.1:{port}");
             }
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
@@ -190,69 +190,9 @@ internal static class FastRollback
 
     private static async Task WaitReadyAsync(HttpClient http, List<string> urls, string version)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(120);
         foreach (var url in urls)
         {
-            while (true)
-            {
-                try
-                {
-                    if ((await http.GetAsync($"{url}/v2/models/{Model}/versions/{version}/ready")).IsSuccessStatusCode)
-                    {
-                        break;
-                    }
-                }
-                catch (HttpRequestException)
-                {
-                    // not listening yet
-                }
-                if (DateTime.UtcNow > deadline)
-                {
-                    throw new TimeoutException($"{Model} {version} never became ready on {url}");
-                }
-                await Task.Delay(100);
-            }
+            await LoadBenchmark.WaitUntilReadyAsync(http, $"{url}/v2/models/{Model}/versions/{version}/ready", $"{Model} {version} on {url}");
         }
-    }
-
-    private static Process StartWorker(Azurite azurite, string tmp, int port, double poll)
-    {
-        var start = new ProcessStartInfo("dotnet", [typeof(FastRollback).Assembly.Location, "serve"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        var settings = new Dictionary<string, string>
-        {
-            ["AzureWebJobsStorage"] = azurite.ConnectionString,
-            ["LEPTON_CACHE_DIR"] = Path.Combine(tmp, "cache-" + port),
-            ["LEPTON_WORKER_PORT"] = port.ToString(CultureInfo.InvariantCulture),
-            ["LEPTON_WORKER_GRPC_PORT"] = Azurite.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["LEPTON_WORKER_MODELS"] = Model,
-            ["LEPTON_WORKER_REPLICA_ID"] = "fast-rollback-" + port,
-            ["LEPTON_WORKER_INTRA_OP_THREADS"] = "1",
-            ["LEPTON_WORKER_INTER_OP_THREADS"] = "1",
-            ["LEPTON_WORKER_AUTH"] = "none",
-            ["LEPTON_WORKER_DRAIN_S"] = "0",
-            ["LEPTON_WORKER_POLL_INTERVAL_S"] = poll.ToString(CultureInfo.InvariantCulture),
-            ["DOTNET_gcServer"] = "0",
-            ["ASPNETCORE_ENVIRONMENT"] = "Production",
-        };
-        foreach (var (key, value) in settings)
-        {
-            start.Environment[key] = value;
-        }
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (!string.IsNullOrEmpty(e.Data))
-            {
-                Console.Error.WriteLine($"worker: {e.Data}");
-            }
-        };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
     }
 }

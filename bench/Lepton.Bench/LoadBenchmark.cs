@@ -21,6 +21,8 @@ namespace Lepton.Bench;
 /// </summary>
 public static class LoadBenchmark
 {
+    // Fast enough for 20 swaps in a few seconds, slow enough to leave the core to the requests.
+    private const double SwapPollS = 0.25;
     private const int ServerCpu = 0;
     private const int LoadCpu = 1;
     private const int MlpRows = 32;
@@ -43,7 +45,7 @@ public static class LoadBenchmark
         await PublishAsync(registry, store, "mlp", "1.0.0", SampleModels.Mlp(MlpFeatures, 1024, 3, 10), Stage.Production);
         await Route(registry, "mlp", r => r with { Production = "1.0.0" });
         var port = FreePort();
-        using var worker = StartWorker(azurite, tmp, port, pinned: true, fast: false);
+        using var worker = StartWorker(azurite, tmp, port, pinned: true, pollS: null);
         using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") })
         {
             await WaitReadyAsync(http, [("tiny", "1.0.0"), ("mlp", "1.0.0")]);
@@ -87,7 +89,7 @@ public static class LoadBenchmark
         await PublishAsync(registry, store, "tiny", "1.0.0", SampleModels.AddOne(4), Stage.Production);
         await Route(registry, "tiny", r => r with { Production = "1.0.0" });
         var port = FreePort();
-        using var idle = StartWorker(azurite, tmp, port, pinned: true, fast: false);
+        using var idle = StartWorker(azurite, tmp, port, pinned: true, pollS: null);
         using (var idleHttp = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") })
         {
             await WaitReadyAsync(idleHttp, [("tiny", "1.0.0")]);
@@ -166,12 +168,12 @@ public static class LoadBenchmark
             await Route(registry, "split", r => r with { Production = "1.0.0", Candidate = "1.1.0", CandidateWeightBp = 5_000 });
 
             var port = FreePort();
-            var worker = StartWorker(azurite, tmp, port, pinned, fast: true);
+            var worker = StartWorker(azurite, tmp, port, pinned, pollS: SwapPollS);
             processes.Add(worker);
             // A second replica with the default loop intervals, started now and left idle (on the
             // load core) until the end, when its CPU use is measured.
             var idlePort = FreePort();
-            var idle = StartWorker(azurite, tmp, idlePort, pinned, fast: false, cpu: LoadCpu);
+            var idle = StartWorker(azurite, tmp, idlePort, pinned, pollS: null, cpu: LoadCpu);
             var idleStarted = Stopwatch.StartNew();
             processes.Add(idle);
             var url = $"http://127.0.0.1:{port}";
@@ -346,7 +348,13 @@ public static class LoadBenchmark
     private static async Task Route(ModelRegistry registry, string model, Func<Routes, Routes> change) =>
         await registry.SetRoutesAsync(change(await registry.GetRoutesAsync(model)), "bench", "bench");
 
-    private static Process StartWorker(Azurite azurite, string tmp, int port, bool pinned, bool fast, int cpu = ServerCpu)
+    /// <summary>
+    /// A real worker process (this assembly's <c>serve</c>) over <paramref name="azurite"/>, pinned to
+    /// <paramref name="cpu"/> when asked, polling every <paramref name="pollS"/> seconds (the worker's
+    /// default when <c>null</c>); its warnings forwarded to stderr.
+    /// </summary>
+    internal static Process StartWorker(
+        Azurite azurite, string tmp, int port, bool pinned, double? pollS, string models = "mlp,tiny,split,batch-on,batch-off,swap", string replica = "bench", int cpu = ServerCpu)
     {
         var dll = typeof(LoadBenchmark).Assembly.Location;
         var start = pinned
@@ -360,8 +368,8 @@ public static class LoadBenchmark
             ["LEPTON_CACHE_DIR"] = Path.Combine(tmp, "cache-" + port),
             ["LEPTON_WORKER_PORT"] = port.ToString(CultureInfo.InvariantCulture),
             ["LEPTON_WORKER_GRPC_PORT"] = FreePort().ToString(CultureInfo.InvariantCulture),
-            ["LEPTON_WORKER_MODELS"] = "mlp,tiny,split,batch-on,batch-off,swap",
-            ["LEPTON_WORKER_REPLICA_ID"] = "bench-" + port,
+            ["LEPTON_WORKER_MODELS"] = models,
+            ["LEPTON_WORKER_REPLICA_ID"] = $"{replica}-{port}",
             ["LEPTON_WORKER_INTRA_OP_THREADS"] = "1",
             ["LEPTON_WORKER_INTER_OP_THREADS"] = "1",
             ["LEPTON_WORKER_AUTH"] = "none",
@@ -369,10 +377,9 @@ public static class LoadBenchmark
             ["DOTNET_gcServer"] = "0",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
         };
-        if (fast)
+        if (pollS is { } poll)
         {
-            // Fast enough for 20 swaps in a few seconds, slow enough to leave the core to the requests.
-            settings["LEPTON_WORKER_POLL_INTERVAL_S"] = "0.25";
+            settings["LEPTON_WORKER_POLL_INTERVAL_S"] = poll.ToString(CultureInfo.InvariantCulture);
         }
         foreach (var (key, value) in settings)
         {
@@ -394,28 +401,34 @@ public static class LoadBenchmark
 
     private static async Task WaitReadyAsync(HttpClient http, (string Model, string Version)[] versions)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(120);
         foreach (var (model, version) in versions)
         {
-            while (true)
+            await WaitUntilReadyAsync(http, $"/v2/models/{model}/versions/{version}/ready", $"{model} {version}");
+        }
+    }
+
+    /// <summary>Polls a readiness URL until it answers 2xx (at most two minutes: a worker still starting is not listening yet).</summary>
+    internal static async Task WaitUntilReadyAsync(HttpClient http, string readyUrl, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (true)
+        {
+            try
             {
-                try
+                if ((await http.GetAsync(readyUrl)).IsSuccessStatusCode)
                 {
-                    if ((await http.GetAsync($"/v2/models/{model}/versions/{version}/ready")).IsSuccessStatusCode)
-                    {
-                        break;
-                    }
+                    return;
                 }
-                catch (HttpRequestException)
-                {
-                    // not listening yet
-                }
-                if (DateTime.UtcNow > deadline)
-                {
-                    throw new TimeoutException($"{model} {version} never became ready");
-                }
-                await Task.Delay(100);
             }
+            catch (HttpRequestException)
+            {
+                // not listening yet
+            }
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"{what} never became ready");
+            }
+            await Task.Delay(100);
         }
     }
 
