@@ -106,7 +106,7 @@ public sealed class OperatorCommandsTests
     }
 
     [Fact]
-    public void The_notes_show_the_command_table_as_the_code_has_it()
+    public void The_readme_shows_the_command_table_as_the_code_has_it()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Lepton.Functions.sln")))
@@ -114,9 +114,9 @@ public sealed class OperatorCommandsTests
             dir = dir.Parent;
         }
         Assert.NotNull(dir);
-        var notes = File.ReadAllText(Path.Combine(dir.FullName, "docs", "notes", "reliability-lifecycle.md")).ReplaceLineEndings("\n");
+        var readme = File.ReadAllText(Path.Combine(dir.FullName, "README.md")).ReplaceLineEndings("\n");
         var table = OperatorCommands.Markdown();
         Assert.Contains("| `canary` | ignored | promotes now | ends `rolled_back` (candidate to 0 %) |", table, StringComparison.Ordinal);
-        Assert.True(notes.Contains(table, StringComparison.Ordinal), $"docs/notes/reliability-lifecycle.md should show the table OperatorCommands has:\n{table}");
+        Assert.True(readme.Contains(table, StringComparison.Ordinal), $"README.md should show the table OperatorCommands has:\n{table}");
     }
 }
