@@ -79,4 +79,17 @@ public sealed class RegistryCrashSafetyTests(AzuriteFixture azurite)
         await _registry.ClearCommandAsync(_model, "1.0.1", Token);
         Assert.Null(await _registry.ClaimCommandAsync(_model, "1.0.1", promote, Token));
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_command_after_a_rollback_was_carried_out_meets_that_rollback_while_the_run_finishes()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await AtAsync("1.0.1", Stage.Validating, Stage.Evaluating, Stage.Canary);
+        var rollback = new OperatorCommand(OperatorAction.Rollback, "alice", "errors");
+        Assert.Null(await _registry.ClaimCommandAsync(_model, "1.0.1", rollback, ct));
+        // The run wrote the decision (the stage) and is still moving the routes.
+        await _registry.TransitionAsync(_model, "1.0.1", Stage.RolledBack, "rolled back by operator", "lifecycle", cancellationToken: ct);
+        var abort = new OperatorCommand(OperatorAction.Abort, "bob", "pager");
+        Assert.Equal(rollback, (await _registry.ClaimCommandAsync(_model, "1.0.1", abort, ct))?.Command);
+    }
 }

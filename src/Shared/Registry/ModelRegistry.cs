@@ -510,7 +510,7 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
         {
             var (current, entity) = await GetWithEntityAsync(model, version, cancellationToken);
             var raw = entity.GetString("Command");
-            if (!string.IsNullOrEmpty(raw) && LeptonJson.Deserialize<CommandClaim>(raw) is { } held && held.Stage == current.Stage)
+            if (!string.IsNullOrEmpty(raw) && LeptonJson.Deserialize<CommandClaim>(raw) is { } held && (held.Stage == current.Stage || CarriedOut(held, current.Stage)))
             {
                 return held;
             }
@@ -528,6 +528,16 @@ public sealed partial class ModelRegistry(StorageClients storage, TimeProvider t
         }
         throw new ConcurrencyConflictException($"{model} {version} kept changing while a command was being accepted; retry");
     }
+
+    /// <summary>
+    /// Whether the held decision has already been carried out: the version is in the final stage it
+    /// leads to while its run finishes the last writes. A command then meets that decision, not a
+    /// fresh claim; a promotion's outcome is not final (the bake still takes a rollback).
+    /// </summary>
+    private static bool CarriedOut(CommandClaim held, Stage current) =>
+        OperatorCommands.Outcome(held.Command.Action, held.Stage) is var outcome
+        && outcome == current
+        && outcome is (Stage.RolledBack or Stage.Rejected);
 
     /// <summary>Forgets the command claim of a version (a new run of its lifecycle starts with none).</summary>
     public async Task ClearCommandAsync(string model, string version, CancellationToken cancellationToken = default)
