@@ -467,9 +467,15 @@ internal sealed class LifecycleRun
                 {
                     Publish(_status with
                     {
+                        WaitingFor = null,
                         Reason = $"route generation {_generation} not applied within {Seconds(_policy.HeartbeatMaxAgeS)}s by "
                             + $"{(applied.Lagging.Count > 0 ? string.Join(", ", applied.Lagging) : "any live replica")}: the step starts without their evidence",
                     });
+                }
+                else if (_status.WaitingFor is not null)
+                {
+                    // The step's clock runs now: the status says canary, not the wait that is over.
+                    Publish(_status with { WaitingFor = null });
                 }
                 return (null, UnixNow());
             }
