@@ -75,13 +75,17 @@ public sealed class ReplicaTests
         Assert.Equal(10_000, last["weight_bp"]!.GetValue<int>());
         var baseline = last["baseline"]!;
         Assert.Equal("earlier_steps", baseline["source"]!.GetValue<string>());
-        var rows = await new MetricsStore(stack.Storage).ReadAsync(model, baseline["start"]!.GetValue<long>(), baseline["end"]!.GetValue<long>(), token);
-        var byReplica = rows.Where(r => r.Version == "1.0.0").GroupBy(r => r.Replica).ToDictionary(g => g.Key, g => g.Sum(r => r.Requests), StringComparer.Ordinal);
+        // Each step is judged on the rows of its own route generation: the earlier steps' rows are
+        // the baseline, whichever windows they fell in.
+        var earlier = report["steps"]!.AsArray().SkipLast(1).Select(s => s!["generation"]!.GetValue<long>()).ToHashSet();
+        Assert.NotEmpty(earlier);
+        var rows = await new MetricsStore(stack.Storage).ReadAsync(model, 0, long.MaxValue / 2, token);
+        var byReplica = rows.Where(r => r.Version == "1.0.0" && earlier.Contains(r.RouteGeneration))
+            .GroupBy(r => r.Replica).ToDictionary(g => g.Key, g => g.Sum(r => r.Requests), StringComparer.Ordinal);
         Assert.True(byReplica.GetValueOrDefault("local-0") > 0 && byReplica.GetValueOrDefault("local-1") > 0, $"production's rows per replica: {string.Join(", ", byReplica)}");
         Assert.Equal(byReplica.Values.Sum(), baseline["requests"]!.GetValue<long>());
         Assert.Equal(byReplica.Values.Sum(), last["production"]!["requests"]!.GetValue<long>());
-        var candidateRows = await new MetricsStore(stack.Storage).ReadAsync(model, 0, long.MaxValue / 2, token);
-        Assert.Equal(["local-0", "local-1"], candidateRows.Where(r => r.Version == "1.1.0").Select(r => r.Replica).Distinct().Order(StringComparer.Ordinal));
+        Assert.Equal(["local-0", "local-1"], rows.Where(r => r.Version == "1.1.0").Select(r => r.Replica).Distinct().Order(StringComparer.Ordinal));
     }
 
     /// <summary>
