@@ -102,7 +102,11 @@ public sealed class LifecycleStarter(ModelStore store, ModelRegistry registry, R
 
     /// <summary>The restart reconciler's resumptions (after its repairs): see <see cref="ReconcileAsync"/>.</summary>
     public async Task<IReadOnlyList<string>> ResumeActiveAsync(DurableTaskClient client, CancellationToken cancellationToken = default) =>
-        (await ReconcileAsync(client, cancellationToken)).Resumed;
+        (await ReconcileAsync(client, cancellationToken: cancellationToken)).Resumed;
+
+    /// <summary>The resumptions for <paramref name="models"/> only (a test's own models on a shared storage account).</summary>
+    public async Task<IReadOnlyList<string>> ResumeActiveAsync(DurableTaskClient client, IReadOnlyCollection<string> models, CancellationToken cancellationToken = default) =>
+        (await ReconcileAsync(client, models, cancellationToken)).Resumed;
 
     /// <summary>
     /// The restart reconciler. First, for every model none of whose lifecycles is running, it
@@ -113,16 +117,19 @@ public sealed class LifecycleStarter(ModelStore store, ModelRegistry registry, R
     /// restart) gets its lifecycle started again with the overrides its run was started with, and
     /// the orchestrator picks up from the version's stored stage.
     /// </summary>
-    public async Task<Reconciliation> ReconcileAsync(DurableTaskClient client, CancellationToken cancellationToken = default)
+    /// <param name="client">The durable client of the task hub the lifecycles run in.</param>
+    /// <param name="models">Only these models; <c>null</c>: every model in the registry.</param>
+    /// <param name="cancellationToken">Stops the pass.</param>
+    public async Task<Reconciliation> ReconcileAsync(DurableTaskClient client, IReadOnlyCollection<string>? models = null, CancellationToken cancellationToken = default)
     {
         var repairs = new Dictionary<string, IReadOnlyList<Repair>>(StringComparer.Ordinal);
         var resumed = new List<string>();
-        foreach (var model in await registry.ListModelsAsync(cancellationToken))
+        foreach (var model in models ?? await registry.ListModelsAsync(cancellationToken))
         {
             var versions = await registry.ListVersionsAsync(model, cancellationToken);
             if (!await AnyRunningAsync(client, versions, cancellationToken))
             {
-                var repaired = await repair.RepairAsync(model, cancellationToken);
+                var repaired = await RepairAsync(model, cancellationToken);
                 if (repaired.Count > 0)
                 {
                     repairs[model] = repaired;
@@ -147,6 +154,31 @@ public sealed class LifecycleStarter(ModelStore store, ModelRegistry registry, R
             }
         }
         return new Reconciliation(repairs, resumed);
+    }
+
+    /// <summary>
+    /// The model's repairs, planned again from a fresh read when another writer (an operator's
+    /// route change) moved it meanwhile; one that keeps moving is left to the next pass, logged.
+    /// </summary>
+    private async Task<IReadOnlyList<Repair>> RepairAsync(string model, CancellationToken cancellationToken)
+    {
+        const int attempts = 3;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await repair.RepairAsync(model, cancellationToken);
+            }
+            catch (ConcurrencyConflictException) when (attempt < attempts)
+            {
+                // Read again and plan again.
+            }
+            catch (ConcurrencyConflictException error)
+            {
+                Log.RepairSkipped(logger, model, error.Message);
+                return [];
+            }
+        }
     }
 
     private static async Task<bool> AnyRunningAsync(DurableTaskClient client, IReadOnlyList<ModelVersion> versions, CancellationToken cancellationToken)
@@ -206,6 +238,9 @@ internal static partial class Log
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Reconciler repaired {Model} {Version}: {Repair}")]
     public static partial void Repaired(ILogger logger, string model, string version, string repair);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reconciler left {Model} alone: it changed while being repaired ({Error}); the next pass looks again")]
+    public static partial void RepairSkipped(ILogger logger, string model, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ignoring blob {Blob}: {Reason}")]
     public static partial void IgnoredBlob(ILogger logger, string blob, string reason);

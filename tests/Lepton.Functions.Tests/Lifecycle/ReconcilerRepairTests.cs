@@ -29,7 +29,7 @@ public sealed class ReconcilerRepairTests(AzuriteFixture azurite) : Scenario(azu
         }
         Assert.Equal(("1.0.0", (string?)"1.0.1"), ((await Host.Registry.GetRoutesAsync(Model, Token)).Production, (await Host.Registry.GetRoutesAsync(Model, Token)).Candidate));
 
-        var reconciled = await Host.Starter.ReconcileAsync(Host.Client, Token);
+        var reconciled = await Host.Starter.ReconcileAsync(Host.Client, [Model], Token);
 
         var repairs = reconciled.Repairs[Model];
         Assert.Contains(repairs, r => r.Version == "1.0.1" && r.Done == "routes now send production traffic to 1.0.1");
@@ -41,6 +41,6 @@ public sealed class ReconcilerRepairTests(AzuriteFixture azurite) : Scenario(azu
         Assert.Equal(repairs.Count, audited.Count);
         Assert.All(audited, e => Assert.Equal(RolloutRepair.Actor, e.Actor));
         Assert.DoesNotContain(reconciled.Resumed, id => id.Contains(Model, StringComparison.Ordinal)); // nothing of the model is active any more
-        Assert.False((await Host.Starter.ReconcileAsync(Host.Client, Token)).Repairs.ContainsKey(Model)); // and a second pass finds nothing
+        Assert.False((await Host.Starter.ReconcileAsync(Host.Client, [Model], Token)).Repairs.ContainsKey(Model)); // and a second pass finds nothing
     }
 }

@@ -70,11 +70,11 @@ public sealed class StartAndResumeTests(AzuriteFixture azurite) : Scenario(azuri
         await Host.Registry.TransitionAsync(Model, "1.0.0", Stage.Validating, "before a crash", "test", cancellationToken: Token);
         await Host.Registry.AnnotateAsync(Model, "1.0.0", policyOverrides: Fast(), cancellationToken: Token);
 
-        var resumed = await Host.Starter.ResumeActiveAsync(Host.Client, Token);
+        var resumed = await Host.Starter.ResumeActiveAsync(Host.Client, [Model], Token);
 
         var instance = Assert.Single(resumed, id => id.Contains(Model, StringComparison.Ordinal));
         Assert.Equal("production", (await Host.WaitDoneAsync(instance)).Outcome);
-        Assert.DoesNotContain(await Host.Starter.ResumeActiveAsync(Host.Client, Token), id => id.Contains(Model, StringComparison.Ordinal));
+        Assert.DoesNotContain(await Host.Starter.ResumeActiveAsync(Host.Client, [Model], Token), id => id.Contains(Model, StringComparison.Ordinal));
     }
 
     [Fact(Timeout = 180_000)]
@@ -105,7 +105,7 @@ public sealed class StartAndResumeTests(AzuriteFixture azurite) : Scenario(azuri
 
         var restarted = await LifecycleHost.StartAsync(Azurite);
         Host = restarted; // the scenario disposes the host it holds
-        var resumed = await restarted.Starter.ResumeActiveAsync(restarted.Client, Token);
+        var resumed = await restarted.Starter.ResumeActiveAsync(restarted.Client, [Model], Token);
         Assert.Contains(instance, resumed);
         var metadata = await restarted.Client.GetInstanceAsync(instance, getInputsAndOutputs: true, Token);
         var input = metadata!.ReadInputAs<Functions.Lifecycle.LifecycleInput>()!;
