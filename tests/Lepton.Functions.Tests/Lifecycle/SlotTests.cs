@@ -8,13 +8,28 @@ public sealed class SlotTests(AzuriteFixture azurite) : Scenario(azurite)
 {
     private static System.Text.Json.Nodes.JsonObject Slow() => Fast(("window_s", 60.0), ("check_interval_s", 20.0));
 
+    /// <summary>1.0.1 started with <paramref name="policy"/> and canarying at 50 %: it holds the rollout slot.</summary>
+    private async Task<string> CanaryHoldingTheSlotAsync(System.Text.Json.Nodes.JsonObject policy)
+    {
+        var first = await StartAsync("1.0.1", await UploadAsync("1.0.1", Good), policy);
+        await Host.WaitStatusAsync(first, s => s.Stage == Stage.Canary && s.WeightBp == 5000);
+        return first;
+    }
+
+    /// <summary>1.0.2 started while another version holds the slot, once it waits for it.</summary>
+    private async Task<string> WaitingForTheSlotAsync()
+    {
+        var second = await StartAsync("1.0.2", await UploadAsync("1.0.2", Good));
+        await Host.WaitStatusAsync(second, s => s.Phase == LifecyclePhase.WaitingForSlot && s.WaitingFor is not null);
+        return second;
+    }
+
     [Fact(Timeout = 180_000)]
     public async Task A_second_version_waits_for_the_first_to_finish()
     {
         await SeedProductionAsync();
         await using var replica = Replica().Start();
-        var first = await StartAsync("1.0.1", await UploadAsync("1.0.1", Good), Slow());
-        await Host.WaitStatusAsync(first, s => s.Stage == Stage.Canary && s.WeightBp == 5000);
+        var first = await CanaryHoldingTheSlotAsync(Slow());
         var second = await StartAsync("1.0.2", await UploadAsync("1.0.2", Good));
 
         var waiting = await Host.WaitStatusAsync(second, s => s.WaitingFor is not null);
@@ -37,8 +52,7 @@ public sealed class SlotTests(AzuriteFixture azurite) : Scenario(azurite)
     {
         await SeedProductionAsync();
         await using var replica = Replica().Start();
-        var first = await StartAsync("1.0.1", await UploadAsync("1.0.1", Good), Fast(("window_s", 120.0), ("check_interval_s", 40.0)));
-        await Host.WaitStatusAsync(first, s => s.Stage == Stage.Canary && s.WeightBp == 5000);
+        var first = await CanaryHoldingTheSlotAsync(Fast(("window_s", 120.0), ("check_interval_s", 40.0)));
 
         var second = await RunAsync("1.0.2", Good, Fast(("slot_wait_timeout_s", 0.6)));
 
@@ -61,15 +75,14 @@ public sealed class SlotTests(AzuriteFixture azurite) : Scenario(azurite)
     {
         await SeedProductionAsync();
         await using var replica = Replica().Start();
-        var first = await StartAsync("1.0.1", await UploadAsync("1.0.1", Good), Slow());
-        await Host.WaitStatusAsync(first, s => s.Stage == Stage.Canary && s.WeightBp == 5000);
-        var second = await StartAsync("1.0.2", await UploadAsync("1.0.2", Good));
-        await Host.WaitStatusAsync(second, s => s.Phase == LifecyclePhase.WaitingForSlot && s.WaitingFor is not null);
+        var first = await CanaryHoldingTheSlotAsync(Slow());
+        var second = await WaitingForTheSlotAsync();
 
         await Host.SendAsync(second, OperatorAction.Promote, "ship it");
         var queued = await Host.WaitStatusAsync(second, s => s.Reason.StartsWith("promote requested", StringComparison.Ordinal));
         // Promoting now would pull production out from under the first version's canary.
-        Assert.Equal(("1.0.0", (string?)"1.0.1"), ((await Host.Registry.GetRoutesAsync(Model, Token)).Production, (await Host.Registry.GetRoutesAsync(Model, Token)).Candidate));
+        var routes = await Host.Registry.GetRoutesAsync(Model, Token);
+        Assert.Equal(("1.0.0", (string?)"1.0.1"), (routes.Production, routes.Candidate));
         Assert.Equal(Stage.Evaluating, queued.Stage);
         await Host.SendAsync(first, OperatorAction.Abort, "make way");
 
@@ -85,10 +98,8 @@ public sealed class SlotTests(AzuriteFixture azurite) : Scenario(azurite)
     {
         await SeedProductionAsync();
         await using var replica = Replica().Start();
-        var first = await StartAsync("1.0.1", await UploadAsync("1.0.1", Good), Slow());
-        await Host.WaitStatusAsync(first, s => s.Stage == Stage.Canary && s.WeightBp == 5000);
-        var second = await StartAsync("1.0.2", await UploadAsync("1.0.2", Good));
-        await Host.WaitStatusAsync(second, s => s.Phase == LifecyclePhase.WaitingForSlot && s.WaitingFor is not null);
+        var first = await CanaryHoldingTheSlotAsync(Slow());
+        var second = await WaitingForTheSlotAsync();
 
         await Host.SendAsync(second, OperatorAction.Abort, "superseded by 1.0.3");
         var outcome = await Host.WaitDoneAsync(second);
